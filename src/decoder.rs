@@ -1,0 +1,346 @@
+//! Frames back: records in log order across segments, the CRC chain checked, and a damaged frame
+//! classified as a torn tail (a crash mid-write, safe to cut off) or as corruption (an error that
+//! names the file and offset, never silently dropped).
+//!
+//! A segment is read in large sequential chunks and kept in memory only while it is the current
+//! one, so replay memory is bounded by the largest segment, not by the log.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use prost::Message as _;
+
+use crate::error::{Error, IoContext as _, Result};
+use crate::fs::WalFile;
+use crate::record::{walpb, RecordType};
+
+/// Sectors are the unit a disk writes atomically; a sector of a torn write that never reached
+/// the disk reads back as zeros (in a preallocated or extended file).
+const SECTOR_SIZE: u64 = 512;
+
+/// Segments are read in chunks of this size (a few large reads rather than one per record).
+const READ_CHUNK: usize = 4 << 20;
+
+/// The low 56 bits of a length word hold the record length.
+const LENGTH_MASK: u64 = (1 << 56) - 1;
+
+/// One segment file to decode.
+#[derive(Debug, Clone)]
+pub(crate) struct SegmentSource {
+    /// The file name (`%016x-%016x.wal`).
+    pub(crate) name: String,
+    /// Its full path, for error messages.
+    pub(crate) path: PathBuf,
+    /// The open file.
+    pub(crate) file: Arc<dyn WalFile>,
+}
+
+/// A record whose frame and CRC checked out.
+#[derive(Debug)]
+pub(crate) struct DecodedRecord {
+    /// What it is.
+    pub(crate) kind: RecordType,
+    /// The record's crc field.
+    pub(crate) crc: u32,
+    /// The record's data (empty when absent).
+    pub(crate) data: Vec<u8>,
+    /// Index of its segment in the decoder's list.
+    pub(crate) segment: usize,
+    /// Byte offset of its frame in that segment.
+    pub(crate) offset: u64,
+}
+
+/// How reading the log ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    /// The last segment ends cleanly: at its end of file or at a zero length word.
+    Clean,
+    /// The last segment ends in a partly written frame at this offset.
+    Torn,
+}
+
+/// Outcome of one decode step.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// A valid record.
+    Record(DecodedRecord),
+    /// No more records.
+    End(End),
+}
+
+/// Reads records from a list of segments, in order.
+#[derive(Debug)]
+pub(crate) struct Decoder {
+    segments: Vec<SegmentSource>,
+    current: usize,
+    /// Bytes `[0, loaded.len())` of the current segment.
+    loaded: Vec<u8>,
+    file_len: u64,
+    /// Offset just past the last valid frame of the current segment.
+    offset: u64,
+    crc: u32,
+    have_crc: bool,
+    ended: Option<End>,
+}
+
+impl Decoder {
+    /// A decoder over `segments`; the CRC chain is adopted from the first crc record.
+    pub(crate) fn new(segments: Vec<SegmentSource>) -> Result<Decoder> {
+        let mut decoder = Decoder {
+            segments,
+            current: 0,
+            loaded: Vec::new(),
+            file_len: 0,
+            offset: 0,
+            crc: 0,
+            have_crc: false,
+            ended: None,
+        };
+        if decoder.segments.is_empty() {
+            decoder.ended = Some(End::Clean);
+        } else {
+            decoder.start_segment(0)?;
+        }
+        Ok(decoder)
+    }
+
+    /// The segments being read.
+    pub(crate) fn segments(&self) -> &[SegmentSource] {
+        &self.segments
+    }
+
+    /// Index of the segment being read.
+    pub(crate) fn current_segment(&self) -> usize {
+        self.current
+    }
+
+    /// Offset just past the last valid frame of the current segment: where appending resumes,
+    /// and where a torn tail starts.
+    pub(crate) fn last_valid_offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The running CRC after the last valid record.
+    pub(crate) fn crc(&self) -> u32 {
+        self.crc
+    }
+
+    fn start_segment(&mut self, index: usize) -> Result<()> {
+        let source = &self.segments[index];
+        self.file_len = source
+            .file
+            .len()
+            .ctx(|| format!("reading the size of {}", source.path.display()))?;
+        self.current = index;
+        self.loaded.clear();
+        self.offset = 0;
+        Ok(())
+    }
+
+    /// Makes sure bytes up to `end` of the current segment are loaded (`end <= file_len`).
+    fn load_to(&mut self, end: u64) -> Result<()> {
+        let end = end as usize;
+        if self.loaded.len() >= end {
+            return Ok(());
+        }
+        let target = end
+            .max(self.loaded.len() + READ_CHUNK)
+            .min(self.file_len as usize);
+        let start = self.loaded.len();
+        self.loaded.resize(target, 0);
+        let source = &self.segments[self.current];
+        let mut filled = start;
+        while filled < target {
+            let n = source
+                .file
+                .read_at(&mut self.loaded[filled..target], filled as u64)
+                .ctx(|| format!("reading {}", source.path.display()))?;
+            if n == 0 {
+                // The file shrank under us (a concurrent repair or truncate): treat what is
+                // missing as never written.
+                self.file_len = filled as u64;
+                self.loaded.truncate(filled);
+                return Ok(());
+            }
+            filled += n;
+        }
+        Ok(())
+    }
+
+    fn is_last_segment(&self) -> bool {
+        self.current + 1 == self.segments.len()
+    }
+
+    /// A damaged frame at the current offset: torn when it is at the end of the last segment
+    /// and `torn` holds, otherwise corruption.
+    fn damaged(&mut self, torn: bool, corrupt: Error) -> Result<Step> {
+        if torn && self.is_last_segment() {
+            self.ended = Some(End::Torn);
+            Ok(Step::End(End::Torn))
+        } else {
+            Err(corrupt)
+        }
+    }
+
+    fn corrupt(&self, reason: impl Into<String>) -> Error {
+        Error::Corrupt {
+            file: self.segments[self.current].path.clone(),
+            offset: self.offset,
+            reason: reason.into(),
+        }
+    }
+
+    /// Decodes the next record.
+    pub(crate) fn next_record(&mut self) -> Result<Step> {
+        loop {
+            if let Some(end) = self.ended {
+                return Ok(Step::End(end));
+            }
+            let off = self.offset;
+            let remaining = self.file_len - off;
+            if remaining == 0 || self.word_at(off)? == Some(0) {
+                // End of this segment's records: the file's end or preallocated zeros.
+                if self.is_last_segment() {
+                    self.ended = Some(End::Clean);
+                    return Ok(Step::End(End::Clean));
+                }
+                self.start_segment(self.current + 1)?;
+                continue;
+            }
+            return self.decode_frame();
+        }
+    }
+
+    /// The length word at `off`, or `None` when fewer than 8 bytes remain.
+    fn word_at(&mut self, off: u64) -> Result<Option<u64>> {
+        if self.file_len - off < 8 {
+            return Ok(None);
+        }
+        self.load_to(off + 8)?;
+        let at = off as usize;
+        if self.loaded.len() < at + 8 {
+            return Ok(None);
+        }
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&self.loaded[at..at + 8]);
+        Ok(Some(u64::from_le_bytes(word)))
+    }
+
+    fn decode_frame(&mut self) -> Result<Step> {
+        let off = self.offset;
+        let Some(word) = self.word_at(off)? else {
+            let err = self.corrupt("partial length word");
+            return self.damaged(true, err);
+        };
+        let len = word & LENGTH_MASK;
+        let flags = word >> 56;
+        let pad = if flags & 0x80 != 0 { flags & 0x07 } else { 0 };
+        // A torn write never produces a bad length word (it is 8-byte aligned inside a sector),
+        // but the end of the last file may hold a frame cut short by a lost size update.
+        if flags != 0 && (flags & 0x78 != 0 || flags & 0x80 == 0) {
+            let err = self.corrupt(format!("invalid length word {word:#018x}"));
+            return self.damaged(true, err);
+        }
+        let frame_end = off
+            .checked_add(8 + len + pad)
+            .filter(|&end| end <= self.file_len);
+        let Some(frame_end) = frame_end else {
+            let err = self.corrupt(format!(
+                "record length {len} runs past the end of the file ({} bytes)",
+                self.file_len
+            ));
+            return self.damaged(true, err);
+        };
+        self.load_to(frame_end)?;
+        if (self.loaded.len() as u64) < frame_end {
+            let err = self.corrupt("file shrank while reading");
+            return self.damaged(true, err);
+        }
+        let body_start = (off + 8) as usize;
+        let body = &self.loaded[body_start..body_start + len as usize];
+        let torn = has_zero_sector(&self.loaded[body_start..frame_end as usize], off + 8);
+        let record = match walpb::Record::decode(body) {
+            Ok(record) => record,
+            Err(e) => {
+                let err = self.corrupt(format!("undecodable record: {e}"));
+                return self.damaged(torn, err);
+            }
+        };
+        let data = record.data.unwrap_or_default();
+        let crc = record.crc.unwrap_or(0);
+        let kind = RecordType::from_i64(record.r#type.unwrap_or(0));
+        let running = if kind == Some(RecordType::Crc) {
+            if self.have_crc && crc != self.crc {
+                return Err(Error::CrcMismatch {
+                    file: self.segments[self.current].path.clone(),
+                    offset: off,
+                });
+            }
+            crc
+        } else {
+            let running = crc32c::crc32c_append(self.crc, &data);
+            if running != crc {
+                let err = Error::CrcMismatch {
+                    file: self.segments[self.current].path.clone(),
+                    offset: off,
+                };
+                return self.damaged(torn, err);
+            }
+            running
+        };
+        let Some(kind) = kind else {
+            return Err(self.corrupt(format!(
+                "unknown record type {}",
+                record.r#type.unwrap_or(0)
+            )));
+        };
+        self.crc = running;
+        self.have_crc = true;
+        self.offset = frame_end;
+        Ok(Step::Record(DecodedRecord {
+            kind,
+            crc,
+            data,
+            segment: self.current,
+            offset: off,
+        }))
+    }
+}
+
+/// Whether any sector-aligned chunk of `bytes` (which start at file offset `file_offset`) is all
+/// zeros: the mark of a sector that a torn write never reached.
+pub(crate) fn has_zero_sector(bytes: &[u8], file_offset: u64) -> bool {
+    let mut rest = bytes;
+    let mut pos = file_offset;
+    while !rest.is_empty() {
+        let chunk = ((SECTOR_SIZE - pos % SECTOR_SIZE) as usize).min(rest.len());
+        if rest[..chunk].iter().all(|&b| b == 0) {
+            return true;
+        }
+        rest = &rest[chunk..];
+        pos += chunk as u64;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_sector_is_found_at_absolute_sector_boundaries() {
+        let mut bytes = vec![1u8; 1024];
+        assert!(!has_zero_sector(&bytes, 0));
+        // Zeros from file offset 512 to 1024 fill a whole sector.
+        bytes[512..].fill(0);
+        assert!(has_zero_sector(&bytes, 0));
+        // Starting at offset 100, the zero run [412, 1024) crosses a boundary at 512 - 100 = 412
+        // and covers the sector [512, 1024) of the file... which here is bytes [412, 924).
+        let mut bytes = vec![1u8; 1024];
+        bytes[412..924].fill(0);
+        assert!(has_zero_sector(&bytes, 100));
+        let mut bytes = vec![1u8; 1024];
+        bytes[400..900].fill(0);
+        assert!(!has_zero_sector(&bytes, 100));
+    }
+}

@@ -1,0 +1,184 @@
+//! The one error type of raftwal. Variants are named for what the caller can do about them.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in raftwal.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O call failed. The context names the step (and file) that failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What raftwal was doing, with the file it was doing it to.
+        context: String,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The disk (or file-system quota) is full. Free space, then reopen the log.
+    #[error("no space left on device: {context}")]
+    DiskFull {
+        /// What raftwal was doing, with the file it was doing it to.
+        context: String,
+    },
+
+    /// `create` found a WAL (or other files) in the target directory.
+    #[error("{dir} already holds a WAL or other files")]
+    AlreadyExists {
+        /// The directory that was to be created.
+        dir: PathBuf,
+    },
+
+    /// The directory holds no WAL segment whose first index is at or below the requested one.
+    #[error("no WAL segment in {dir} covers index {index}")]
+    SegmentNotFound {
+        /// The WAL directory.
+        dir: PathBuf,
+        /// The snapshot index the log was opened at.
+        index: u64,
+    },
+
+    /// The segments that must be read are not numbered consecutively: one is missing.
+    #[error("WAL segments do not increase continuously: {before} is followed by {after}")]
+    SegmentGap {
+        /// The segment before the gap.
+        before: String,
+        /// The segment after the gap.
+        after: String,
+    },
+
+    /// Another writer (this process or another) holds the lock of a segment.
+    #[error("WAL segment {file} is locked by another writer")]
+    Locked {
+        /// The segment whose lock could not be taken.
+        file: PathBuf,
+    },
+
+    /// A record's checksum does not match the running CRC-32C chain: the log is corrupt here.
+    #[error("CRC mismatch in {file} at offset {offset}")]
+    CrcMismatch {
+        /// The segment file.
+        file: PathBuf,
+        /// Byte offset of the frame (its length word) in that file.
+        offset: u64,
+    },
+
+    /// A frame cannot be decoded and is not a torn tail: the log is corrupt here.
+    #[error("corrupt WAL record in {file} at offset {offset}: {reason}")]
+    Corrupt {
+        /// The segment file.
+        file: PathBuf,
+        /// Byte offset of the frame (its length word) in that file.
+        offset: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The last segment ends in a partly written frame (a crash mid-write). Opening for write
+    /// refuses it; `repair` cuts it off (nothing there was ever acknowledged).
+    #[error("torn write at the end of {file} at offset {offset}: run repair")]
+    TornTail {
+        /// The last segment.
+        file: PathBuf,
+        /// Byte offset of the torn frame; everything before it is intact.
+        offset: u64,
+    },
+
+    /// No snapshot record in the log matches the snapshot the log was opened at.
+    #[error("snapshot {{index: {index}, term: {term}}} not found in the WAL")]
+    SnapshotNotFound {
+        /// The index asked for.
+        index: u64,
+        /// The term asked for.
+        term: u64,
+    },
+
+    /// The log holds a snapshot record at the requested index with another term.
+    #[error("snapshot at index {index} has term {found} in the WAL, expected {expected}")]
+    SnapshotMismatch {
+        /// The snapshot index.
+        index: u64,
+        /// The term asked for.
+        expected: u64,
+        /// The term recorded in the WAL.
+        found: u64,
+    },
+
+    /// Two metadata records in the log differ.
+    #[error("conflicting metadata record in {file} at offset {offset}")]
+    MetadataConflict {
+        /// The segment file.
+        file: PathBuf,
+        /// Byte offset of the conflicting frame.
+        offset: u64,
+    },
+
+    /// An entry's index leaves a gap after the entries read so far (or after the snapshot).
+    #[error("entry index {index} is out of range: the next index must be at most {next}")]
+    SliceOutOfRange {
+        /// The index found.
+        index: u64,
+        /// The highest index that would have been contiguous.
+        next: u64,
+    },
+
+    /// The log refuses writes after a failed write, sync or cut: what that call covered may not
+    /// be durable. Reopen the log (which recovers exactly what is on disk) to go on.
+    #[error("WAL refuses writes after an earlier failure ({reason}); reopen it")]
+    Poisoned {
+        /// The error that poisoned it.
+        reason: String,
+    },
+
+    /// The call does not fit the log's state: writing to a log opened for read or not yet
+    /// read to its end, or reading a log twice. Fix the order of calls.
+    #[error("invalid call: {reason}")]
+    InvalidState {
+        /// What was wrong.
+        reason: &'static str,
+    },
+
+    /// A raft message could not be encoded (raft-proto refused it); nothing was written.
+    #[error("cannot encode a raft message: {reason}")]
+    Encode {
+        /// raft-proto's error.
+        reason: String,
+    },
+
+    /// `repair` found damage that is not a torn tail of the last segment.
+    #[error("not repairable: {source}")]
+    NotRepairable {
+        /// What was found.
+        #[source]
+        source: Box<Error>,
+    },
+}
+
+/// `Result` with raftwal's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an I/O error with the step that failed; a full disk becomes [`Error::DiskFull`].
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Error {
+        let context = context.into();
+        if source.kind() == io::ErrorKind::StorageFull || source.raw_os_error() == Some(28) {
+            Error::DiskFull { context }
+        } else {
+            Error::Io { context, source }
+        }
+    }
+}
+
+/// Adds the failing step to an `io::Result`.
+pub(crate) trait IoContext<T> {
+    /// Maps the error with [`Error::io`], computing the context only on failure.
+    fn ctx<C: Into<String>>(self, context: impl FnOnce() -> C) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx<C: Into<String>>(self, context: impl FnOnce() -> C) -> Result<T> {
+        self.map_err(|e| Error::io(context(), e))
+    }
+}

@@ -1,0 +1,331 @@
+//! Reading a log back: the streaming [`Replay`], [`Wal::read_all`] on top of it, and the
+//! read-only checks [`verify`] and [`valid_snapshot_entries`].
+//!
+//! etcd's rules apply: metadata records must all agree, the snapshot the log was opened at must
+//! be found with the same term, an entry may overwrite the suffix from its index on but never
+//! leave a gap, and the end of the log is clean (or, for readers, torn).
+
+use std::path::Path;
+
+use raft_proto::eraftpb::{Entry, HardState};
+
+use crate::decoder::{DecodedRecord, Decoder, End, SegmentSource, Step};
+use crate::encoder::Encoder;
+use crate::error::{Error, IoContext as _, Result};
+use crate::record::{decode_entry, decode_hard_state, RecordType, WalSnapshot};
+use crate::segment;
+use crate::wal::{Options, Wal};
+
+/// A record of the log, as [`Replay`] yields it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogRecord {
+    /// The metadata given at create (repeated at the start of every segment).
+    Metadata(Vec<u8>),
+    /// A raft entry. An entry whose index is at or below an earlier one replaces it and
+    /// drops every entry after it (raft log overwrite); entries at or below the snapshot index
+    /// are covered by the snapshot.
+    Entry(Entry),
+    /// A raft HardState; the last one is current.
+    HardState(HardState),
+    /// A snapshot marker.
+    Snapshot(WalSnapshot),
+}
+
+/// What [`Wal::read_all`] recovers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recovered {
+    /// The metadata given at create.
+    pub metadata: Vec<u8>,
+    /// The last HardState in the log (empty if none).
+    pub hard_state: HardState,
+    /// The entries after the snapshot the log was opened at, overwrites applied.
+    pub entries: Vec<Entry>,
+}
+
+/// Streams the records of a log in log order, checking them as [`Wal::read_all`] does, with
+/// memory bounded by one segment. Obtained from [`Wal::replay`].
+///
+/// When it has yielded its last record without error, a log opened for writing is ready to
+/// append.
+#[derive(Debug)]
+pub struct Replay<'a> {
+    wal: &'a mut Wal,
+    /// Highest index an entry may have without leaving a gap, minus one.
+    last_index: u64,
+    matched: bool,
+    done: bool,
+}
+
+impl Wal {
+    /// Streams the log's records from the snapshot it was opened at; see [`Replay`].
+    pub fn replay(&mut self) -> Result<Replay<'_>> {
+        if self.decoder.is_none() {
+            return Err(Error::InvalidState {
+                reason: "the WAL was already read to its end",
+            });
+        }
+        let last_index = self.start.index;
+        Ok(Replay {
+            wal: self,
+            last_index,
+            matched: false,
+            done: false,
+        })
+    }
+
+    /// Reads the whole log from the snapshot it was opened at: the metadata, the last HardState
+    /// and every entry after the snapshot index, with raft overwrites applied.
+    ///
+    /// Opened for writing, the log must end cleanly ([`Error::TornTail`] otherwise: run
+    /// [`crate::repair`]); anything after the last valid frame is then zeroed so stale bytes
+    /// never parse later, and the log accepts writes. Opened for reading, a torn tail simply
+    /// ends the log.
+    pub fn read_all(&mut self) -> Result<Recovered> {
+        let start = self.start.index;
+        let mut entries: Vec<Entry> = Vec::new();
+        for record in self.replay()? {
+            if let LogRecord::Entry(entry) = record? {
+                apply_entry(&mut entries, start, entry);
+            }
+        }
+        Ok(Recovered {
+            metadata: self.metadata.clone().unwrap_or_default(),
+            hard_state: self.hard_state.clone(),
+            entries,
+        })
+    }
+}
+
+/// Applies raft's overwrite rule: `entry` replaces the entry at its index and everything after
+/// it; entries at or below `start` (the snapshot index) void everything after the snapshot.
+/// The caller has checked that `entry` leaves no gap.
+pub fn apply_entry(entries: &mut Vec<Entry>, start: u64, entry: Entry) {
+    if entry.index > start {
+        entries.truncate((entry.index - start - 1) as usize);
+        entries.push(entry);
+    } else {
+        entries.clear();
+    }
+}
+
+impl Iterator for Replay<'_> {
+    type Item = Result<LogRecord>;
+
+    fn next(&mut self) -> Option<Result<LogRecord>> {
+        if self.done {
+            return None;
+        }
+        let result = self.step();
+        match result {
+            Ok(Some(record)) => Some(Ok(record)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                // A failed read leaves nothing safe to append to.
+                self.wal.decoder = None;
+                Some(self.wal.poison(Err(e)))
+            }
+        }
+    }
+}
+
+impl Replay<'_> {
+    fn step(&mut self) -> Result<Option<LogRecord>> {
+        loop {
+            let decoder = self.wal.decoder.as_mut().ok_or(Error::InvalidState {
+                reason: "the WAL was already read to its end",
+            })?;
+            let record = match decoder.next_record()? {
+                Step::Record(record) => record,
+                Step::End(end) => {
+                    self.finish(end)?;
+                    return Ok(None);
+                }
+            };
+            let path = || decoder.segments()[record.segment].path.clone();
+            match record.kind {
+                RecordType::Crc => continue,
+                RecordType::Metadata => {
+                    if let Some(known) = &self.wal.metadata {
+                        if known != &record.data {
+                            return Err(Error::MetadataConflict {
+                                file: path(),
+                                offset: record.offset,
+                            });
+                        }
+                    }
+                    self.wal.metadata = Some(record.data.clone());
+                    return Ok(Some(LogRecord::Metadata(record.data)));
+                }
+                RecordType::Entry => {
+                    let entry = decode_entry(&record.data)
+                        .map_err(|reason| corrupt(path(), &record, reason))?;
+                    let start = self.wal.start.index;
+                    if entry.index > start {
+                        if entry.index > self.last_index + 1 {
+                            return Err(Error::SliceOutOfRange {
+                                index: entry.index,
+                                next: self.last_index + 1,
+                            });
+                        }
+                        self.last_index = entry.index;
+                    } else {
+                        self.last_index = start;
+                    }
+                    self.wal.last_index = entry.index;
+                    return Ok(Some(LogRecord::Entry(entry)));
+                }
+                RecordType::State => {
+                    let state = decode_hard_state(&record.data)
+                        .map_err(|reason| corrupt(path(), &record, reason))?;
+                    self.wal.hard_state = state.clone();
+                    return Ok(Some(LogRecord::HardState(state)));
+                }
+                RecordType::Snapshot => {
+                    let snap = WalSnapshot::decode(&record.data)
+                        .map_err(|reason| corrupt(path(), &record, reason))?;
+                    let start = &self.wal.start;
+                    if snap.index == start.index {
+                        if snap.term != start.term {
+                            return Err(Error::SnapshotMismatch {
+                                index: snap.index,
+                                expected: start.term,
+                                found: snap.term,
+                            });
+                        }
+                        self.matched = true;
+                    }
+                    return Ok(Some(LogRecord::Snapshot(snap)));
+                }
+            }
+        }
+    }
+
+    /// The log has no more records: check how it ended and, in write mode, make it appendable.
+    fn finish(&mut self, end: End) -> Result<()> {
+        let wal = &mut *self.wal;
+        let decoder = wal.decoder.take().ok_or(Error::InvalidState {
+            reason: "the WAL was already read to its end",
+        })?;
+        let writing = !wal.locks.is_empty();
+        if writing && end == End::Torn {
+            let segment = &decoder.segments()[decoder.current_segment()];
+            return Err(Error::TornTail {
+                file: segment.path.clone(),
+                offset: decoder.last_valid_offset(),
+            });
+        }
+        if !self.matched {
+            return Err(Error::SnapshotNotFound {
+                index: wal.start.index,
+                term: wal.start.term,
+            });
+        }
+        if writing {
+            prepare_tail(wal, &decoder)?;
+        }
+        Ok(())
+    }
+}
+
+fn corrupt(file: std::path::PathBuf, record: &DecodedRecord, reason: String) -> Error {
+    Error::Corrupt {
+        file,
+        offset: record.offset,
+        reason: format!("{} record: {reason}", record.kind.name()),
+    }
+}
+
+/// Zeroes the tail segment after its last valid frame (stale bytes of a torn write could
+/// otherwise parse after new appends), makes that durable, and starts appending there.
+fn prepare_tail(wal: &mut Wal, decoder: &Decoder) -> Result<()> {
+    let tail = wal.locks.last().ok_or(Error::InvalidState {
+        reason: "a WAL opened for writing holds its tail segment",
+    })?;
+    let offset = decoder.last_valid_offset();
+    let file = tail.file.clone();
+    let path = tail.path.clone();
+    let len = file
+        .len()
+        .ctx(|| format!("reading the size of {}", path.display()))?;
+    if len > offset {
+        file.set_len(offset)
+            .ctx(|| format!("zeroing the tail of {}", path.display()))?;
+        file.allocate(len)
+            .ctx(|| format!("zeroing the tail of {}", path.display()))?;
+        file.sync_data()
+            .ctx(|| format!("syncing {}", path.display()))?;
+    }
+    wal.encoder = Some(Encoder::new(file, offset, decoder.crc()));
+    Ok(())
+}
+
+/// Checks the whole log in `dir` from `snapshot` on without locking or changing anything, as
+/// [`Wal::read_all`] in read mode would; returns the last HardState.
+pub fn verify(dir: impl AsRef<Path>, snapshot: &WalSnapshot) -> Result<HardState> {
+    verify_with(dir, snapshot, Options::default())
+}
+
+/// [`verify`] with explicit options.
+pub fn verify_with(
+    dir: impl AsRef<Path>,
+    snapshot: &WalSnapshot,
+    options: Options,
+) -> Result<HardState> {
+    let mut wal = Wal::open_for_read_with(dir, snapshot, options)?;
+    for record in wal.replay()? {
+        record?;
+    }
+    Ok(wal.hard_state.clone())
+}
+
+/// The snapshot markers in `dir` that a node can start from: those at or below the commit index
+/// of the last HardState (a snapshot above commit is unusable). Reads every segment.
+pub fn valid_snapshot_entries(dir: impl AsRef<Path>) -> Result<Vec<WalSnapshot>> {
+    valid_snapshot_entries_with(dir, Options::default())
+}
+
+/// [`valid_snapshot_entries`] with explicit options.
+pub fn valid_snapshot_entries_with(
+    dir: impl AsRef<Path>,
+    options: Options,
+) -> Result<Vec<WalSnapshot>> {
+    let dir = dir.as_ref();
+    let fs = options.file_system.as_ref();
+    let names = segment::list_segments(fs, dir)?;
+    segment::check_contiguous(&names)?;
+    let mut sources = Vec::with_capacity(names.len());
+    for name in names {
+        let path = dir.join(&name.file_name);
+        let file = fs
+            .open_file(&path, false)
+            .ctx(|| format!("opening {}", path.display()))?;
+        sources.push(SegmentSource {
+            name: name.file_name,
+            path,
+            file,
+        });
+    }
+    let mut decoder = Decoder::new(sources)?;
+    let mut snapshots = Vec::new();
+    let mut state = HardState::default();
+    while let Step::Record(record) = decoder.next_record()? {
+        let path = || decoder.segments()[record.segment].path.clone();
+        match record.kind {
+            RecordType::Snapshot => snapshots.push(
+                WalSnapshot::decode(&record.data)
+                    .map_err(|reason| corrupt(path(), &record, reason))?,
+            ),
+            RecordType::State => {
+                state = decode_hard_state(&record.data)
+                    .map_err(|reason| corrupt(path(), &record, reason))?
+            }
+            _ => {}
+        }
+    }
+    snapshots.retain(|s| s.index <= state.commit);
+    Ok(snapshots)
+}
