@@ -26,13 +26,31 @@ fn read_all_matches_what_etcd_reads() {
 
     let expected = fx.expected["entries"].as_array().unwrap();
     assert_eq!(recovered.entries.len(), expected.len());
-    assert!(expected.len() >= 2000, "the fixture holds thousands of entries");
+    assert!(
+        expected.len() >= 2000,
+        "the fixture holds thousands of entries"
+    );
     for (got, want) in recovered.entries.iter().zip(expected) {
         assert_eq!(got.index, u64_at(want, "index"));
         assert_eq!(got.term, u64_at(want, "term"));
-        assert_eq!(got.entry_type as u64, u64_at(want, "type"), "type of {}", got.index);
-        assert_eq!(got.data.len() as u64, u64_at(want, "len"), "len of {}", got.index);
-        assert_eq!(crc_hex(&got.data), want["crc32c"].as_str().unwrap(), "data of {}", got.index);
+        assert_eq!(
+            got.entry_type as u64,
+            u64_at(want, "type"),
+            "type of {}",
+            got.index
+        );
+        assert_eq!(
+            got.data.len() as u64,
+            u64_at(want, "len"),
+            "len of {}",
+            got.index
+        );
+        assert_eq!(
+            crc_hex(&got.data),
+            want["crc32c"].as_str().unwrap(),
+            "data of {}",
+            got.index
+        );
     }
 }
 
@@ -101,8 +119,15 @@ fn opening_at_each_snapshot_reads_only_what_follows_it() {
         let at = WalSnapshot::new(u64_at(snap, "index"), u64_at(snap, "term"));
         let mut wal = Wal::open_for_read(&fx.wal_dir, &at).unwrap();
         let recovered = wal.read_all().unwrap();
-        assert_eq!(recovered.entries.len() as u64, last - at.index, "from {at:?}");
-        assert_eq!(recovered.entries.first().map(|e| e.index), Some(at.index + 1));
+        assert_eq!(
+            recovered.entries.len() as u64,
+            last - at.index,
+            "from {at:?}"
+        );
+        assert_eq!(
+            recovered.entries.first().map(|e| e.index),
+            Some(at.index + 1)
+        );
     }
 }
 
@@ -112,7 +137,10 @@ fn a_snapshot_etcd_never_took_is_not_found() {
     let mut wal = Wal::open_for_read(&fx.wal_dir, &WalSnapshot::new(300, 2)).unwrap();
     assert!(matches!(
         wal.read_all(),
-        Err(raftwal::Error::SnapshotNotFound { index: 300, term: 2 })
+        Err(raftwal::Error::SnapshotNotFound {
+            index: 300,
+            term: 2
+        })
     ));
 }
 

@@ -53,7 +53,10 @@ impl Model {
         Entry {
             index,
             term,
-            data: (0..size).map(|i| (index as usize * 31 + i) as u8).collect::<Vec<_>>().into(),
+            data: (0..size)
+                .map(|i| (index as usize * 31 + i) as u8)
+                .collect::<Vec<_>>()
+                .into(),
             ..Default::default()
         }
     }
@@ -71,7 +74,10 @@ fn reopen(dir: &std::path::Path, model: &Model) -> Wal {
     let mut wal = Wal::open_with(dir, &WalSnapshot::default(), options()).unwrap();
     let recovered = wal.read_all().unwrap();
     assert_eq!(recovered.entries, model.entries, "entries after reopen");
-    assert_eq!(recovered.hard_state, model.hard_state, "hard state after reopen");
+    assert_eq!(
+        recovered.hard_state, model.hard_state,
+        "hard state after reopen"
+    );
     wal
 }
 
@@ -87,7 +93,9 @@ fn run(ops: Vec<Op>) {
         match op {
             Op::Append { count, size } => {
                 let first = model.last_index() + 1;
-                let new: Vec<Entry> = (first..first + count).map(|i| model.entry(i, size)).collect();
+                let new: Vec<Entry> = (first..first + count)
+                    .map(|i| model.entry(i, size))
+                    .collect();
                 wal.save(&model.hard_state, &new).unwrap();
                 model.entries.extend(new);
             }
@@ -116,7 +124,10 @@ fn run(ops: Vec<Op>) {
             }
             Op::Snapshot => {
                 let index = model.hard_state.commit;
-                let term = model.entries.get(index.wrapping_sub(1) as usize).map_or(0, |e| e.term);
+                let term = model
+                    .entries
+                    .get(index.wrapping_sub(1) as usize)
+                    .map_or(0, |e| e.term);
                 let snap = WalSnapshot::new(index, term);
                 wal.save_snapshot(&snap).unwrap();
                 model.snapshots.push(snap);
@@ -135,7 +146,12 @@ fn run(ops: Vec<Op>) {
     for snap in &model.snapshots {
         let mut wal = Wal::open_for_read_with(&dir, snap, options()).unwrap();
         let recovered = wal.read_all().unwrap();
-        let after: Vec<Entry> = model.entries.iter().filter(|e| e.index > snap.index).cloned().collect();
+        let after: Vec<Entry> = model
+            .entries
+            .iter()
+            .filter(|e| e.index > snap.index)
+            .cloned()
+            .collect();
         assert_eq!(recovered.entries, after, "reading from {snap:?}");
     }
 }
