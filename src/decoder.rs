@@ -80,6 +80,9 @@ pub(crate) struct Decoder {
     offset: u64,
     crc: u32,
     have_crc: bool,
+    /// A frame of the current segment had the padding flag: the segment was written by a
+    /// padding (etcd 3) writer, so every later frame stays 8-byte aligned.
+    padded_seen: bool,
     ended: Option<End>,
 }
 
@@ -94,6 +97,7 @@ impl Decoder {
             offset: 0,
             crc: 0,
             have_crc: false,
+            padded_seen: false,
             ended: None,
         };
         if decoder.segments.is_empty() {
@@ -140,6 +144,7 @@ impl Decoder {
         self.current = index;
         self.loaded.clear();
         self.offset = 0;
+        self.padded_seen = false;
         Ok(())
     }
 
@@ -153,6 +158,10 @@ impl Decoder {
             .max(self.loaded.len() + READ_CHUNK)
             .min(self.file_len as usize);
         let start = self.loaded.len();
+        // One allocation for the whole segment, kept for the next one: growing by doubling
+        // would copy what was read and fault in fresh pages at every step.
+        self.loaded
+            .reserve_exact((self.file_len as usize).saturating_sub(start));
         self.loaded.resize(target, 0);
         let source = &self.segments[self.current];
         let mut filled = start;
@@ -330,8 +339,13 @@ impl Decoder {
         // but the end of the last file may hold a frame cut short by a lost size update.
         // A set padding flag must agree with the length: etcd derives one from the other, so a
         // disagreement is a damaged word whose frame boundary cannot be trusted.
+        // Likewise, a word without the flag whose length would misalign the next frame, after a
+        // padded frame of the same segment (unpadded frames only come from etcd 2 writers,
+        // whose frames in a segment precede any etcd 3 ones).
         let flagged = flags & 0x80 != 0;
-        if flags != 0 && (flags & 0x78 != 0 || !flagged || pad != (8 - len % 8) % 8) {
+        let misaligning = !flagged && len % 8 != 0 && self.padded_seen;
+        if misaligning || flags != 0 && (flags & 0x78 != 0 || !flagged || pad != (8 - len % 8) % 8)
+        {
             let err = self.corrupt(format!("invalid length word {word:#018x}"));
             return self.damaged(true, err);
         }
@@ -361,12 +375,14 @@ impl Decoder {
         }
         let body_start = (off + 8) as usize;
         let body = &self.loaded[body_start..body_start + len as usize];
-        let torn = has_zero_sector(&self.loaded[body_start..frame_end as usize], off + 8);
+        // Only a damaged frame needs the scan for a zero sector: keep it off the happy path.
+        let torn =
+            |d: &Decoder| has_zero_sector(&d.loaded[body_start..frame_end as usize], off + 8);
         let record = match walpb::Record::decode(body) {
             Ok(record) => record,
             Err(e) => {
                 let err = self.corrupt(format!("undecodable record: {e}"));
-                return self.damaged(torn, err);
+                return self.damaged(torn(self), err);
             }
         };
         let data = record.data.unwrap_or_default();
@@ -387,7 +403,7 @@ impl Decoder {
                     file: self.segments[self.current].path.clone(),
                     offset: off,
                 };
-                return self.damaged(torn, err);
+                return self.damaged(torn(self), err);
             }
             running
         };
@@ -399,6 +415,7 @@ impl Decoder {
         };
         self.crc = running;
         self.have_crc = true;
+        self.padded_seen |= flagged;
         self.offset = frame_end;
         Ok(Step::Record(DecodedRecord {
             kind,

@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use fs2::FileExt;
 
+pub mod sim;
+
 /// An open file: positional reads and writes, durability and locking.
 ///
 /// Methods take `&self` so a file can be shared between the log and its lock list.
@@ -22,6 +24,10 @@ pub trait WalFile: Debug + Send + Sync {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
     /// The file's current size in bytes.
     fn len(&self) -> io::Result<u64>;
+    /// Whether the file holds no bytes.
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
     /// Truncates or extends (with zeros) the file to `len` bytes.
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Reserves disk space so the file is at least `len` bytes long (extending its size).
@@ -94,7 +100,19 @@ impl WalFile for RealFile {
     }
 
     fn allocate(&self, len: u64) -> io::Result<()> {
-        FileExt::allocate(&self.0, len)
+        // posix_fallocate returns its error instead of setting errno (fs2 reads errno, turning
+        // ENOSPC into "Success"), so call it directly.
+        use std::os::unix::io::AsRawFd as _;
+        let len =
+            libc::off_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+        loop {
+            // SAFETY: the descriptor is owned by `self.0` and open for the whole call.
+            match unsafe { libc::posix_fallocate(self.0.as_raw_fd(), 0, len) } {
+                0 => return Ok(()),
+                libc::EINTR => continue,
+                errno => return Err(io::Error::from_raw_os_error(errno)),
+            }
+        }
     }
 
     fn sync_data(&self) -> io::Result<()> {

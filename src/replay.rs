@@ -239,8 +239,15 @@ fn corrupt(file: std::path::PathBuf, record: &DecodedRecord, reason: String) -> 
     }
 }
 
-/// Zeroes the tail segment after its last valid frame (stale bytes of a torn write could
-/// otherwise parse after new appends), makes that durable, and starts appending there.
+/// Makes the tail segment appendable, and what was read durable before anything is appended:
+/// 1. Rewrites the valid frames of the tail. After a failed fdatasync Linux drops the dirty
+///    pages' error state, so frames a reader sees in the page cache may never reach the disk;
+///    appends acknowledged after such a hole would be cut off by it after a power loss.
+/// 2. Zeroes everything after the last valid frame (stale bytes of a torn write could
+///    otherwise parse after new appends).
+/// 3. fdatasyncs the tail, then fsyncs the log directory and its parent, so the segments and
+///    the directory this writer read are on disk before it acknowledges anything (a create or
+///    cut whose directory sync failed may have left them in the page cache only).
 fn prepare_tail(wal: &mut Wal, decoder: &Decoder) -> Result<()> {
     let tail = wal.locks.last().ok_or(Error::InvalidState {
         reason: "a WAL opened for writing holds its tail segment",
@@ -251,13 +258,24 @@ fn prepare_tail(wal: &mut Wal, decoder: &Decoder) -> Result<()> {
     let len = file
         .len()
         .ctx(|| format!("reading the size of {}", path.display()))?;
+    file.write_all_at(decoder.valid_bytes(), 0)
+        .ctx(|| format!("rewriting {}", path.display()))?;
     if len > offset {
         file.set_len(offset)
             .ctx(|| format!("zeroing the tail of {}", path.display()))?;
         file.allocate(len)
             .ctx(|| format!("zeroing the tail of {}", path.display()))?;
-        file.sync_data()
-            .ctx(|| format!("syncing {}", path.display()))?;
+    }
+    file.sync_data()
+        .ctx(|| format!("syncing {}", path.display()))?;
+    let fs = wal.options.file_system.clone();
+    let parent = match wal.dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    for dir in [&wal.dir, &parent] {
+        fs.sync_dir(dir)
+            .ctx(|| format!("syncing {}", dir.display()))?;
     }
     wal.encoder = Some(Encoder::new(file, offset, decoder.crc()));
     Ok(())
