@@ -154,6 +154,67 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+
+    /// A snapshot is not newer than the one the storage already has (raft's
+    /// `SnapshotOutOfDate`); nothing was written.
+    #[error("snapshot at index {index} is out of date: the storage has one at {current}")]
+    SnapshotOutOfDate {
+        /// The index of the refused snapshot.
+        index: u64,
+        /// The index the storage's log is already compacted or snapshotted to.
+        current: u64,
+    },
+
+    /// The WAL records a snapshot whose snap file is missing or damaged, and the WAL no longer
+    /// holds the entries to start from an older snap file instead. Restore the file (or the
+    /// node from a peer).
+    #[error("the WAL's snapshot {{index: {index}, term: {term}}} has no valid snap file in {dir}")]
+    SnapshotFileMissing {
+        /// The snapshot's index.
+        index: u64,
+        /// The snapshot's term.
+        term: u64,
+        /// The snap directory.
+        dir: PathBuf,
+    },
+
+    /// The raft log no longer holds `index`: it was compacted into a snapshot (raft's
+    /// `Compacted`). Nothing was changed.
+    #[error("raft log index {index} is compacted: the log starts at {first_index}")]
+    LogCompacted {
+        /// The index asked for or written.
+        index: u64,
+        /// The first index the log holds.
+        first_index: u64,
+    },
+
+    /// The raft log does not reach `index` yet (raft's `Unavailable`). Nothing was changed.
+    #[error("raft log index {index} is unavailable: the last index is {last_index}")]
+    LogUnavailable {
+        /// The index asked for.
+        index: u64,
+        /// The last index the log holds.
+        last_index: u64,
+    },
+
+    /// A snapshot may cover only committed entries: `index` is above the commit index.
+    #[error("cannot snapshot at index {index}: only entries up to {commit} are committed")]
+    NotCommitted {
+        /// The index asked for.
+        index: u64,
+        /// The commit index of the last HardState.
+        commit: u64,
+    },
+
+    /// Compacting past the newest snapshot would leave a gap no peer could be caught up across:
+    /// take a snapshot at `index - 1` or later first.
+    #[error("cannot compact to {index}: the newest snapshot covers only up to {snapshot_index}")]
+    CompactBeyondSnapshot {
+        /// The compaction index asked for.
+        index: u64,
+        /// The index of the newest snapshot.
+        snapshot_index: u64,
+    },
 }
 
 /// `Result` with raftwal's [`Error`].

@@ -41,13 +41,17 @@ mod encoder;
 mod error;
 pub mod fs;
 pub mod inspect;
+mod raft_storage;
 mod record;
 mod repair;
 mod replay;
 mod segment;
+mod snap;
+mod storage;
 mod wal;
 
 pub use error::{Error, Result};
+pub use raft_storage::RaftStorage;
 pub use record::{is_empty_hard_state, must_sync, walpb, RecordType, WalSnapshot};
 pub use repair::{repair, repair_with, Repaired};
 pub use replay::{
@@ -55,7 +59,14 @@ pub use replay::{
     LogRecord, Recovered, Replay,
 };
 pub use segment::{SegmentName, DEFAULT_SEGMENT_SIZE};
+pub use snap::{decode_snap_file, encode_snap_file, SnapName, Snapshotter};
+pub use storage::{storage_exists, Restored, Storage, StorageOptions, SNAP_DIR, WAL_DIR};
 pub use wal::{exists, Options, Wal};
 
 /// The raft types the log stores, re-exported from raft-proto.
 pub use raft_proto::eraftpb;
+
+/// The README's examples compile and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

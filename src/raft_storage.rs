@@ -1,0 +1,415 @@
+//! [`RaftStorage`]: a durable `raft::Storage` for raft-rs, on top of [`Storage`].
+//!
+//! The entries since the newest snapshot live in memory, as in raft-rs's `MemStorage`; every
+//! change goes to the WAL (or the snap files) before memory, so reopening the directory
+//! rebuilds the same storage: the newest snapshot, then the WAL after it.
+
+use std::path::Path;
+
+use raft::{GetEntriesContext, RaftState, StorageError};
+use raft_proto::eraftpb::{ConfState, Entry, HardState, Snapshot};
+
+use crate::error::{Error, Result};
+use crate::repair::Repaired;
+use crate::storage::{Storage, StorageOptions};
+
+/// A raft-rs log storage that persists through raftwal.
+///
+/// Drive it from the Ready loop: [`RaftStorage::apply_snapshot`] for a received snapshot,
+/// [`RaftStorage::save`] for the ready's entries and HardState (one sync),
+/// [`RaftStorage::set_commit`] for a light ready's commit index, and
+/// [`RaftStorage::snapshot_and_compact`] once the state machine has applied enough.
+///
+/// Membership: [`raft::Storage::initial_state`] returns the membership of the newest snapshot
+/// after a reopen; raft then hands back the committed entries after it, including conf
+/// changes, for the application to apply again, as etcd does. [`RaftStorage::set_conf_state`]
+/// records the membership to stamp on the next snapshot.
+#[derive(Debug)]
+pub struct RaftStorage {
+    storage: Storage,
+    hard_state: HardState,
+    conf_state: ConfState,
+    /// The newest snapshot, with its data: what raft sends to a peer that is too far behind.
+    snapshot: Snapshot,
+    /// Index and term of the entry just before `entries`: the compaction point.
+    prev: (u64, u64),
+    /// The entries from `prev.0 + 1` on, contiguous.
+    entries: Vec<Entry>,
+    /// The torn WAL tail that opening cut off, if any.
+    repaired: Option<Repaired>,
+}
+
+impl RaftStorage {
+    /// Creates a storage in `dir` (missing or empty) and opens it.
+    ///
+    /// With voters in `conf_state` the storage is bootstrapped with a committed snapshot at
+    /// index 1, term 1 holding that membership and empty data: the membership has to be
+    /// durable, and a snapshot is where it lives (raft-rs's `MemStorage` keeps it at index 0, in
+    /// memory only). Every node of a new cluster must be created with the same membership.
+    /// With an empty `conf_state` the node starts uninitialized and waits for a leader's
+    /// snapshot.
+    pub fn create(
+        dir: impl AsRef<Path>,
+        metadata: &[u8],
+        conf_state: ConfState,
+        options: StorageOptions,
+    ) -> Result<RaftStorage> {
+        let dir = dir.as_ref();
+        if conf_state == ConfState::default() {
+            Storage::create(dir, metadata, options.clone())?.close()?;
+        } else {
+            let mut snapshot = Snapshot::default();
+            let meta = snapshot.mut_metadata();
+            meta.index = 1;
+            meta.term = 1;
+            meta.set_conf_state(conf_state);
+            let hard_state = HardState {
+                term: 1,
+                commit: 1,
+                ..Default::default()
+            };
+            let storage = Storage::create_with_snapshot(
+                dir,
+                metadata,
+                &snapshot,
+                &hard_state,
+                options.clone(),
+            )?;
+            storage.close()?;
+        }
+        RaftStorage::open(dir, options)
+    }
+
+    /// Opens the storage in `dir` and rebuilds it: the newest snapshot, then the WAL after it.
+    pub fn open(dir: impl AsRef<Path>, options: StorageOptions) -> Result<RaftStorage> {
+        let (storage, restored) = Storage::open(dir, options)?;
+        let snapshot = restored.snapshot.unwrap_or_default();
+        let meta = snapshot.get_metadata();
+        Ok(RaftStorage {
+            storage,
+            hard_state: restored.hard_state,
+            conf_state: meta.get_conf_state().clone(),
+            prev: (meta.index, meta.term),
+            snapshot,
+            entries: restored.entries,
+            repaired: restored.repaired,
+        })
+    }
+
+    /// The durable storage underneath (WAL and snap files).
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// The torn WAL tail that opening cut off (the last run crashed mid-write), if any.
+    pub fn repaired(&self) -> Option<&Repaired> {
+        self.repaired.as_ref()
+    }
+
+    /// The last HardState saved.
+    pub fn hard_state(&self) -> &HardState {
+        &self.hard_state
+    }
+
+    /// The current membership.
+    pub fn conf_state(&self) -> &ConfState {
+        &self.conf_state
+    }
+
+    /// The newest snapshot (empty before the first).
+    pub fn latest_snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    fn first(&self) -> u64 {
+        self.prev.0 + 1
+    }
+
+    fn last(&self) -> u64 {
+        self.entries.last().map_or(self.prev.0, |e| e.index)
+    }
+
+    /// Checks that `entries` can be appended: contiguous, starting within the log or right
+    /// after it, and not below the compaction point.
+    fn check_append(&self, entries: &[Entry]) -> Result<()> {
+        let Some(head) = entries.first() else {
+            return Ok(());
+        };
+        if head.index < self.first() {
+            return Err(Error::LogCompacted {
+                index: head.index,
+                first_index: self.first(),
+            });
+        }
+        if head.index > self.last() + 1 {
+            return Err(Error::SliceOutOfRange {
+                index: head.index,
+                next: self.last() + 1,
+            });
+        }
+        for pair in entries.windows(2) {
+            if pair[1].index != pair[0].index + 1 {
+                return Err(Error::SliceOutOfRange {
+                    index: pair[1].index,
+                    next: pair[0].index + 1,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Persists a ready's `entries` and `hard_state` with a single sync, then takes them into
+    /// the log: entries at indexes already held replace them and everything after them.
+    ///
+    /// Refuses, writing nothing, entries that would leave a gap ([`Error::SliceOutOfRange`])
+    /// or overwrite compacted ones ([`Error::LogCompacted`]).
+    pub fn save(&mut self, hard_state: Option<&HardState>, entries: &[Entry]) -> Result<()> {
+        self.check_append(entries)?;
+        let empty = HardState::default();
+        self.storage.save(hard_state.unwrap_or(&empty), entries)?;
+        if let Some(head) = entries.first() {
+            self.entries.truncate((head.index - self.first()) as usize);
+            self.entries.extend_from_slice(entries);
+        }
+        if let Some(hs) = hard_state {
+            self.hard_state.clone_from(hs);
+        }
+        Ok(())
+    }
+
+    /// Appends entries; see [`RaftStorage::save`].
+    pub fn append(&mut self, entries: &[Entry]) -> Result<()> {
+        self.save(None, entries)
+    }
+
+    /// Saves the HardState; synced when its term or vote changed.
+    pub fn set_hard_state(&mut self, hard_state: HardState) -> Result<()> {
+        self.save(Some(&hard_state), &[])
+    }
+
+    /// Saves a new commit index (a light ready's). Not synced on its own: raft recomputes a
+    /// lost commit index.
+    pub fn set_commit(&mut self, commit: u64) -> Result<()> {
+        let mut hard_state = self.hard_state.clone();
+        hard_state.commit = commit;
+        self.set_hard_state(hard_state)
+    }
+
+    /// Records the membership the state machine has reached, for the next snapshot.
+    pub fn set_conf_state(&mut self, conf_state: ConfState) {
+        self.conf_state = conf_state;
+    }
+
+    /// Installs a snapshot received from the leader: its file and WAL marker, a HardState that
+    /// commits it, then the log is emptied and starts after it; older WAL segments and snap
+    /// files are released.
+    ///
+    /// A snapshot that does not reach past the compacted log is [`Error::SnapshotOutOfDate`]
+    /// and changes nothing.
+    pub fn apply_snapshot(&mut self, snapshot: Snapshot) -> Result<()> {
+        let meta = snapshot.get_metadata();
+        let (index, term) = (meta.index, meta.term);
+        if index < self.first() {
+            return Err(Error::SnapshotOutOfDate {
+                index,
+                current: self.prev.0,
+            });
+        }
+        self.storage.save_snap(&snapshot)?;
+        // Commit the snapshot in the WAL too, or the next open would not trust its marker. A
+        // term it raises comes without a vote: any vote on disk was cast in an older term.
+        let mut hard_state = self.hard_state.clone();
+        if term > hard_state.term {
+            hard_state.term = term;
+            hard_state.vote = 0;
+        }
+        hard_state.commit = index;
+        // Synced before anything is released: until this HardState is durable the marker is
+        // above the commit index on disk, and the next open would need the older segments.
+        self.storage.save(&hard_state, &[])?;
+        self.storage.sync()?;
+        self.hard_state = hard_state;
+        self.conf_state = meta.get_conf_state().clone();
+        self.prev = (index, term);
+        self.entries.clear();
+        self.snapshot = snapshot;
+        self.storage.release(&self.snapshot)
+    }
+
+    /// Saves a snapshot of the state machine at `index` (applied, hence committed) with
+    /// `data` and the current membership. The log is not compacted; see
+    /// [`RaftStorage::snapshot_and_compact`].
+    pub fn create_snapshot(
+        &mut self,
+        index: u64,
+        data: impl Into<bytes::Bytes>,
+    ) -> Result<Snapshot> {
+        if index <= self.snapshot.get_metadata().index {
+            return Err(Error::SnapshotOutOfDate {
+                index,
+                current: self.snapshot.get_metadata().index,
+            });
+        }
+        if index > self.hard_state.commit {
+            return Err(Error::NotCommitted {
+                index,
+                commit: self.hard_state.commit,
+            });
+        }
+        let term = self.term_of(index)?;
+        let mut snapshot = Snapshot {
+            data: data.into(),
+            ..Default::default()
+        };
+        let meta = snapshot.mut_metadata();
+        meta.index = index;
+        meta.term = term;
+        meta.set_conf_state(self.conf_state.clone());
+        self.storage.save_snap(&snapshot)?;
+        self.snapshot = snapshot.clone();
+        Ok(snapshot)
+    }
+
+    /// Drops the entries before `compact_index` from memory (raft-rs's `MemStorage::compact`).
+    /// At or below the first index it does nothing.
+    ///
+    /// The newest snapshot must cover everything dropped ([`Error::CompactBeyondSnapshot`]):
+    /// otherwise a peer that needs those entries could be caught up by neither entries nor
+    /// snapshot. Beyond the last entry it is [`Error::LogUnavailable`]. After a reopen the log
+    /// starts right after the newest snapshot.
+    pub fn compact(&mut self, compact_index: u64) -> Result<()> {
+        if compact_index <= self.first() {
+            return Ok(());
+        }
+        if compact_index > self.last() + 1 {
+            return Err(Error::LogUnavailable {
+                index: compact_index,
+                last_index: self.last(),
+            });
+        }
+        let snapshot_index = self.snapshot.get_metadata().index;
+        if compact_index > snapshot_index + 1 {
+            return Err(Error::CompactBeyondSnapshot {
+                index: compact_index,
+                snapshot_index,
+            });
+        }
+        let term = self.term_of(compact_index - 1)?;
+        self.entries
+            .drain(..(compact_index - self.first()) as usize);
+        self.prev = (compact_index - 1, term);
+        Ok(())
+    }
+
+    /// Snapshot-then-release in one call: saves a snapshot at `index` with `data`, drops the
+    /// entries it covers, and releases older snap files and WAL segments (delete them with
+    /// [`RaftStorage::purge`]).
+    pub fn snapshot_and_compact(
+        &mut self,
+        index: u64,
+        data: impl Into<bytes::Bytes>,
+    ) -> Result<Snapshot> {
+        let snapshot = self.create_snapshot(index, data)?;
+        self.compact(index + 1)?;
+        self.storage.release(&snapshot)?;
+        Ok(snapshot)
+    }
+
+    /// Deletes released WAL segments until `keep` are left; see [`Storage::purge`].
+    pub fn purge(&mut self, keep: usize) -> Result<Vec<String>> {
+        self.storage.purge(keep)
+    }
+
+    /// Makes everything saved so far durable.
+    pub fn sync(&mut self) -> Result<()> {
+        self.storage.sync()
+    }
+
+    /// Syncs and closes the storage.
+    pub fn close(self) -> Result<()> {
+        self.storage.close()
+    }
+
+    /// The term of the entry at `index`, which must be in `[first_index - 1, last_index]`.
+    fn term_of(&self, index: u64) -> Result<u64> {
+        if index < self.prev.0 {
+            return Err(Error::LogCompacted {
+                index,
+                first_index: self.first(),
+            });
+        }
+        if index > self.last() {
+            return Err(Error::LogUnavailable {
+                index,
+                last_index: self.last(),
+            });
+        }
+        if index == self.prev.0 {
+            return Ok(self.prev.1);
+        }
+        Ok(self.entries[(index - self.first()) as usize].term)
+    }
+}
+
+/// raft's error for an index our log does not hold.
+fn raft_error(e: Error) -> raft::Error {
+    match e {
+        Error::LogCompacted { .. } => raft::Error::Store(StorageError::Compacted),
+        Error::LogUnavailable { .. } => raft::Error::Store(StorageError::Unavailable),
+        other => raft::Error::Store(StorageError::Other(Box::new(other))),
+    }
+}
+
+impl raft::Storage for RaftStorage {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        Ok(RaftState::new(
+            self.hard_state.clone(),
+            self.conf_state.clone(),
+        ))
+    }
+
+    /// Entries in `[low, high)`, at most `max_size` bytes but at least one. Below the first
+    /// index it is `Compacted`, past the last `Unavailable` (where `MemStorage` panics).
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        if low < self.first() {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if high > self.last() + 1 || low > high {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        let offset = self.first();
+        let mut entries = self.entries[(low - offset) as usize..(high - offset) as usize].to_vec();
+        raft::util::limit_size(&mut entries, max_size.into());
+        Ok(entries)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        self.term_of(idx).map_err(raft_error)
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(self.first())
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.last())
+    }
+
+    /// The newest snapshot; `SnapshotTemporarilyUnavailable` while there is none or it is
+    /// older than `request_index` (take a newer one and raft asks again).
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        let index = self.snapshot.get_metadata().index;
+        if index == 0 || index < request_index {
+            return Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable,
+            ));
+        }
+        Ok(self.snapshot.clone())
+    }
+}

@@ -1,0 +1,215 @@
+//! Bad calls get typed errors, never panics, and change nothing on disk.
+
+use raft::{GetEntriesContext, Storage as _, StorageError};
+use raftwal::eraftpb::{ConfState, Entry, HardState, Snapshot};
+use raftwal::{Error, Options, RaftStorage, Storage, StorageOptions};
+
+fn options() -> StorageOptions {
+    StorageOptions {
+        wal: Options {
+            segment_size: 16 * 1024,
+            ..Options::default()
+        },
+        ..StorageOptions::default()
+    }
+}
+
+fn entry(index: u64) -> Entry {
+    Entry {
+        index,
+        term: 1,
+        ..Default::default()
+    }
+}
+
+fn snapshot(index: u64) -> Snapshot {
+    let mut s = Snapshot::default();
+    s.mut_metadata().index = index;
+    s.mut_metadata().term = 1;
+    s
+}
+
+/// A bootstrapped node (snapshot at 1) with entries 2..=10, committed up to `commit`, and a
+/// snapshot at 5 with the log compacted to 6.
+fn node(dir: &std::path::Path, commit: u64) -> RaftStorage {
+    let voters = ConfState {
+        voters: vec![1],
+        ..Default::default()
+    };
+    let mut s = RaftStorage::create(dir, b"", voters, options()).unwrap();
+    let hs = HardState {
+        term: 1,
+        commit,
+        ..Default::default()
+    };
+    s.save(Some(&hs), &(2..=10).map(entry).collect::<Vec<_>>())
+        .unwrap();
+    s.snapshot_and_compact(5, "state at 5").unwrap();
+    s
+}
+
+fn unavailable<T>() -> raft::Result<T> {
+    Err(raft::Error::Store(StorageError::Unavailable))
+}
+
+fn compacted<T>() -> raft::Result<T> {
+    Err(raft::Error::Store(StorageError::Compacted))
+}
+
+#[test]
+fn append_with_a_gap_is_refused_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node");
+    let mut s = node(&dir, 10);
+    assert!(matches!(
+        s.append(&[entry(12)]),
+        Err(Error::SliceOutOfRange {
+            index: 12,
+            next: 11
+        })
+    ));
+    s.close().unwrap();
+    let s = RaftStorage::open(&dir, options()).unwrap();
+    assert_eq!(s.last_index(), Ok(10));
+}
+
+#[test]
+fn append_over_compacted_entries_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = node(&tmp.path().join("node"), 10);
+    assert!(matches!(
+        s.append(&[entry(5), entry(6)]),
+        Err(Error::LogCompacted {
+            index: 5,
+            first_index: 6
+        })
+    ));
+    assert_eq!(s.last_index(), Ok(10));
+}
+
+#[test]
+fn save_snap_not_newer_than_the_current_one_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node");
+    let mut s = Storage::create(&dir, b"", options()).unwrap();
+    let hs = HardState {
+        term: 1,
+        commit: 10,
+        ..Default::default()
+    };
+    s.save(&hs, &(1..=10).map(entry).collect::<Vec<_>>())
+        .unwrap();
+    s.save_snap(&snapshot(8)).unwrap();
+    for index in [3, 8] {
+        assert!(matches!(
+            s.save_snap(&snapshot(index)),
+            Err(Error::SnapshotOutOfDate { current: 8, .. })
+        ));
+    }
+    // Nothing was written for the refused ones.
+    assert_eq!(s.snapshotter().snap_names().unwrap().len(), 1);
+}
+
+#[test]
+fn create_snapshot_not_newer_than_the_current_one_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = node(&tmp.path().join("node"), 10);
+    assert!(matches!(
+        s.create_snapshot(5, "again"),
+        Err(Error::SnapshotOutOfDate {
+            index: 5,
+            current: 5
+        })
+    ));
+}
+
+#[test]
+fn create_snapshot_above_the_commit_index_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = node(&tmp.path().join("node"), 7);
+    assert!(matches!(
+        s.create_snapshot(8, "too soon"),
+        Err(Error::NotCommitted {
+            index: 8,
+            commit: 7
+        })
+    ));
+}
+
+#[test]
+fn compact_beyond_the_newest_snapshot_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = node(&tmp.path().join("node"), 10);
+    assert!(matches!(
+        s.compact(8),
+        Err(Error::CompactBeyondSnapshot {
+            index: 8,
+            snapshot_index: 5
+        })
+    ));
+    assert!(matches!(
+        s.compact(12),
+        Err(Error::LogUnavailable {
+            index: 12,
+            last_index: 10
+        })
+    ));
+    assert_eq!(s.first_index(), Ok(6));
+}
+
+#[test]
+fn entries_outside_the_log_are_compacted_or_unavailable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = node(&tmp.path().join("node"), 10);
+    let ctx = || GetEntriesContext::empty(false);
+    assert_eq!(s.entries(5, 7, None, ctx()), compacted());
+    assert_eq!(s.entries(6, 12, None, ctx()), unavailable());
+    assert_eq!(s.entries(9, 8, None, ctx()), unavailable());
+    assert_eq!(s.entries(11, 11, None, ctx()), Ok(vec![]));
+    assert_eq!(s.term(4), compacted());
+    assert_eq!(s.term(5), Ok(1));
+    assert_eq!(s.term(11), unavailable());
+}
+
+#[test]
+fn create_refuses_a_directory_that_holds_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("something"), b"").unwrap();
+    assert!(matches!(
+        Storage::create(tmp.path(), b"", options()),
+        Err(Error::AlreadyExists { .. })
+    ));
+    assert!(matches!(
+        RaftStorage::create(tmp.path(), b"", ConfState::default(), options()),
+        Err(Error::AlreadyExists { .. })
+    ));
+}
+
+#[test]
+fn create_replaces_what_a_crashed_create_left_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node");
+    std::fs::create_dir_all(tmp.path().join("node.tmp/wal")).unwrap();
+    std::fs::write(tmp.path().join("node.tmp/wal/junk"), b"half").unwrap();
+    let s = Storage::create(&dir, b"", options()).unwrap();
+    assert!(!tmp.path().join("node.tmp").exists());
+    assert!(raftwal::storage_exists(&dir, &options()));
+    s.close().unwrap();
+}
+
+#[test]
+fn opening_a_missing_directory_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert!(RaftStorage::open(tmp.path().join("nothing"), options()).is_err());
+}
+
+#[test]
+fn a_second_open_of_a_storage_in_use_is_locked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node");
+    let _s = node(&dir, 10);
+    assert!(matches!(
+        RaftStorage::open(&dir, options()),
+        Err(Error::Locked { .. })
+    ));
+}
