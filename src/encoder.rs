@@ -10,6 +10,7 @@ use std::sync::Arc;
 use prost::encoding::{self, WireType};
 
 use crate::fs::WalFile;
+use crate::observe;
 use crate::record::RecordType;
 
 /// The unit of the page cache: buffered bytes are written in whole pages while a batch is large,
@@ -121,7 +122,7 @@ impl Encoder {
             return Ok(());
         }
         let n = (end - self.buf_offset) as usize;
-        self.file.write_all_at(&self.buf[..n], self.buf_offset)?;
+        observe::write(&*self.file, &self.buf[..n], self.buf_offset)?;
         self.buf.drain(..n);
         self.buf_offset = end;
         Ok(())
@@ -130,7 +131,7 @@ impl Encoder {
     /// Writes every buffered byte to the file (not durable until the file is synced).
     pub(crate) fn flush(&mut self) -> std::io::Result<()> {
         if !self.buf.is_empty() {
-            self.file.write_all_at(&self.buf, self.buf_offset)?;
+            observe::write(&*self.file, &self.buf, self.buf_offset)?;
             self.buf_offset += self.buf.len() as u64;
             self.buf.clear();
         }

@@ -36,11 +36,14 @@
 //! ```
 #![warn(missing_docs)]
 
+mod applog;
+mod commit;
 mod decoder;
 mod encoder;
 mod error;
 pub mod fs;
 pub mod inspect;
+pub mod observe;
 mod raft_storage;
 mod record;
 mod repair;
@@ -50,6 +53,8 @@ mod snap;
 mod storage;
 mod wal;
 
+pub use applog::{AppLog, AppReplay};
+pub use commit::{Completion, SharedWal, SyncPolicy};
 pub use error::{Error, Result};
 pub use raft_storage::RaftStorage;
 pub use record::{is_empty_hard_state, must_sync, walpb, RecordType, WalSnapshot};

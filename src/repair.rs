@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::decoder::{Decoder, End, SegmentSource, Step};
 use crate::error::{Error, IoContext as _, Result};
+use crate::observe;
 use crate::segment;
 use crate::wal::Options;
 
@@ -62,9 +63,10 @@ pub fn repair_with(dir: impl AsRef<Path>, options: Options) -> Result<Option<Rep
             Ok(Step::End(End::Torn)) => break,
             Err(e @ (Error::Io { .. } | Error::DiskFull { .. })) => return Err(e),
             Err(e) => {
+                observe::repair_refused(dir, &e);
                 return Err(Error::NotRepairable {
                     source: Box::new(e),
-                })
+                });
             }
         }
     }
@@ -104,6 +106,7 @@ pub fn repair_with(dir: impl AsRef<Path>, options: Options) -> Result<Option<Rep
     file.sync_all()
         .ctx(|| format!("syncing {}", path.display()))?;
     let _ = file.unlock();
+    observe::repaired(&path, offset, old_len, &broken_copy);
     Ok(Some(Repaired {
         file: path,
         offset,

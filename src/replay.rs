@@ -12,6 +12,7 @@ use raft_proto::eraftpb::{Entry, HardState};
 use crate::decoder::{DecodedRecord, Decoder, End, SegmentSource, Step};
 use crate::encoder::Encoder;
 use crate::error::{Error, IoContext as _, Result};
+use crate::observe;
 use crate::record::{decode_entry, decode_hard_state, RecordType, WalSnapshot};
 use crate::segment;
 use crate::wal::{Options, Wal};
@@ -139,7 +140,10 @@ impl Replay<'_> {
                 reason: "the WAL was already read to its end",
             })?;
             let record = match decoder.next_record()? {
-                Step::Record(record) => record,
+                Step::Record(record) => {
+                    observe::replayed(decoder.last_valid_offset() - record.offset);
+                    record
+                }
                 Step::End(end) => {
                     self.finish(end)?;
                     return Ok(None);
@@ -260,13 +264,14 @@ fn prepare_tail(wal: &mut Wal, decoder: &Decoder) -> Result<()> {
         .ctx(|| format!("reading the size of {}", path.display()))?;
     file.write_all_at(decoder.valid_bytes(), 0)
         .ctx(|| format!("rewriting {}", path.display()))?;
+    observe::tail_zeroed(&path, offset, len);
     if len > offset {
         file.set_len(offset)
             .ctx(|| format!("zeroing the tail of {}", path.display()))?;
         file.allocate(len)
             .ctx(|| format!("zeroing the tail of {}", path.display()))?;
     }
-    file.sync_data()
+    observe::fsync(Some(&path), || file.sync_data())
         .ctx(|| format!("syncing {}", path.display()))?;
     let fs = wal.options.file_system.clone();
     let parent = match wal.dir.parent() {

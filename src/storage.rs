@@ -18,6 +18,7 @@ use raft_proto::eraftpb::{Entry, HardState, Snapshot};
 
 use crate::error::{Error, IoContext as _, Result};
 use crate::fs::FileSystem;
+use crate::observe;
 use crate::record::WalSnapshot;
 use crate::repair::{repair_with, Repaired};
 use crate::replay::valid_snapshot_entries_with;
@@ -284,6 +285,7 @@ impl Storage {
             fs.sync_dir(&wal_dir)
                 .ctx(|| format!("syncing {}", wal_dir.display()))?;
             let _ = file.unlock();
+            observe::purged(&path);
             deleted.push(name.file_name);
         }
         Ok(deleted)

@@ -13,6 +13,7 @@ use crate::decoder::{Decoder, SegmentSource};
 use crate::encoder::Encoder;
 use crate::error::{Error, IoContext as _, Result};
 use crate::fs::{FileSystem, RealFs, WalFile};
+use crate::observe;
 use crate::record::{is_empty_hard_state, must_sync, RecordType, WalSnapshot};
 use crate::segment::{self, FilePipeline, SegmentName, DEFAULT_SEGMENT_SIZE};
 
@@ -129,6 +130,14 @@ fn tmp_dir_of(dir: &Path) -> PathBuf {
     let mut name = dir.file_name().unwrap_or_default().to_os_string();
     name.push(".tmp");
     dir.with_file_name(name)
+}
+
+/// The tail segment's path, for error messages.
+fn tail_path(locks: &[LockedSegment]) -> &Path {
+    locks
+        .last()
+        .map(|l| l.path.as_path())
+        .unwrap_or(Path::new(""))
 }
 
 fn parent_of(dir: &Path) -> PathBuf {
@@ -391,10 +400,19 @@ impl Wal {
     }
 
     fn tail_path(&self) -> PathBuf {
-        self.locks
-            .last()
-            .map(|l| l.path.clone())
-            .unwrap_or_default()
+        tail_path(&self.locks).to_path_buf()
+    }
+
+    /// Encodes one record into the tail segment (buffered, not yet written). Allocates only to
+    /// describe a failure: this is on the per-save path.
+    fn encode_record(&mut self, kind: RecordType, data: &[u8]) -> Result<()> {
+        let locks = &self.locks;
+        let encoder = self.encoder.as_mut().ok_or(Error::InvalidState {
+            reason: "read the WAL to its end (read_all) before writing",
+        })?;
+        encoder
+            .encode(kind, data)
+            .ctx(|| format!("writing {}", tail_path(locks).display()))
     }
 
     /// Appends `entries`, then `hard_state` (unless empty), and makes them durable when raft
@@ -410,6 +428,7 @@ impl Wal {
         self.check_writable()?;
         let sync = must_sync(hard_state, &self.hard_state, entries.len());
         let result = self.append(hard_state, entries, sync);
+        let result = result.inspect(|()| observe::saved(entries.len()));
         self.poison(result)
     }
 
@@ -422,10 +441,7 @@ impl Wal {
                 .map_err(|e| Error::Encode {
                     reason: e.to_string(),
                 })?;
-            let path = self.tail_path();
-            self.encoder()
-                .encode(RecordType::Entry, &scratch)
-                .ctx(|| format!("writing {}", path.display()))?;
+            self.encode_record(RecordType::Entry, &scratch)?;
             self.last_index = entry.index;
         }
         if !is_empty_hard_state(hard_state) {
@@ -435,11 +451,8 @@ impl Wal {
                 .map_err(|e| Error::Encode {
                     reason: e.to_string(),
                 })?;
-            let path = self.tail_path();
-            self.encoder()
-                .encode(RecordType::State, &scratch)
-                .ctx(|| format!("writing {}", path.display()))?;
-            self.hard_state = hard_state.clone();
+            self.encode_record(RecordType::State, &scratch)?;
+            self.hard_state.clone_from(hard_state);
         }
         self.scratch = scratch;
         if self.encoder().offset() >= self.options.segment_size {
@@ -476,15 +489,41 @@ impl Wal {
     }
 
     fn sync_tail(&mut self) -> Result<()> {
-        let path = self.tail_path();
-        let encoder = self.encoder();
+        let file = self.flush_tail()?;
+        observe::fsync(Some(tail_path(&self.locks)), || file.sync_data())
+            .ctx(|| format!("syncing {}", tail_path(&self.locks).display()))
+    }
+
+    /// Writes the buffered frames to the tail segment and returns it, so that a caller can
+    /// fdatasync it without holding the log: everything written before this call is in that
+    /// file or in an earlier one, which the cut that closed it already synced.
+    pub(crate) fn flush_tail(&mut self) -> Result<Arc<dyn WalFile>> {
+        let locks = &self.locks;
+        let encoder = self.encoder.as_mut().ok_or(Error::InvalidState {
+            reason: "read the WAL to its end (read_all) before writing",
+        })?;
         encoder
             .flush()
-            .ctx(|| format!("writing {}", path.display()))?;
-        encoder
-            .file()
-            .sync_data()
-            .ctx(|| format!("syncing {}", path.display()))
+            .ctx(|| format!("writing {}", tail_path(locks).display()))?;
+        Ok(encoder.file().clone())
+    }
+
+    /// [`Wal::save`] without the sync: appends (cutting when the segment is full, which syncs)
+    /// and returns whether raft requires the save to be made durable. The group commit layer
+    /// syncs many such saves at once.
+    pub(crate) fn save_unsynced(
+        &mut self,
+        hard_state: &HardState,
+        entries: &[Entry],
+    ) -> Result<bool> {
+        if is_empty_hard_state(hard_state) && entries.is_empty() {
+            return Ok(false);
+        }
+        self.check_writable()?;
+        let sync = must_sync(hard_state, &self.hard_state, entries.len());
+        let result = self.append(hard_state, entries, false);
+        let result = result.inspect(|()| observe::saved(entries.len()));
+        self.poison(result).map(|()| sync)
     }
 
     /// Closes the current segment and continues in a new one, named for the next sequence
@@ -508,8 +547,7 @@ impl Wal {
         old.file()
             .set_len(end)
             .ctx(|| format!("truncating {}", old_path.display()))?;
-        old.file()
-            .sync_data()
+        observe::fsync(Some(&old_path), || old.file().sync_data())
             .ctx(|| format!("syncing {}", old_path.display()))?;
 
         // 2. Fill the prepared file with the segment header: the crc chain, the metadata, and
@@ -549,9 +587,7 @@ impl Wal {
         // 3. Durable in order: the new file's bytes, then its final name, then the directory
         //    entry. Until the rename the file is an ignored `.tmp`; nothing written after the
         //    cut is acknowledged before the directory sync.
-        prepared
-            .file
-            .sync_data()
+        observe::fsync(Some(&prepared.path), || prepared.file.sync_data())
             .ctx(|| format!("syncing {}", prepared.path.display()))?;
         let path = dir.join(&name.file_name);
         self.options
@@ -569,6 +605,7 @@ impl Wal {
             file: prepared.file,
         });
         self.encoder = Some(encoder);
+        observe::segment_cut(tail_path(&self.locks));
         Ok(())
     }
 

@@ -1,0 +1,478 @@
+//! The group commit engine behind [`SharedWal`](super::SharedWal).
+//!
+//! Saves are numbered in the order they are written (their order in the log). A save is
+//! acknowledged once `durable` reaches its target. One thread at a time leads a sync: under the
+//! lock it flushes the encoder and notes the last save number, then fdatasyncs the tail file
+//! *without* the lock, so saves keep arriving and form the next batch. Blocking callers lead
+//! their own syncs (no hand-off to another thread on the common path); the sync thread leads
+//! for completions nobody blocks on and for the periodic timer.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
+use std::time::Instant;
+
+use raft_proto::eraftpb::{Entry, HardState};
+
+use super::policy::SyncPolicy;
+use crate::error::{Error, Result};
+use crate::fs::WalFile;
+use crate::wal::Wal;
+
+/// State shared by the writer handle, its completions and its sync thread.
+#[derive(Debug)]
+pub(super) struct Shared {
+    state: Mutex<State>,
+    /// Signalled when `durable` advances, a sync ends or the log fails.
+    progress: Condvar,
+    /// Signalled when the sync thread may have work (or must stop).
+    work: Condvar,
+    pub(super) policy: SyncPolicy,
+}
+
+/// Everything behind the lock.
+#[derive(Debug)]
+pub(super) struct State {
+    /// `None` once closed.
+    pub(super) wal: Option<Wal>,
+    /// Number of the last save written.
+    accepted: u64,
+    /// Number of the last save that must be durable before it (and every later save) is
+    /// acknowledged.
+    required: u64,
+    /// Every save up to this number is durable.
+    durable: u64,
+    /// Highest target of a completion handed out by `submit`: the sync thread works for these.
+    async_target: u64,
+    /// A leader is between its flush and the end of its fdatasync.
+    syncing: bool,
+    /// Threads waiting on `progress`.
+    blocked: usize,
+    /// The first failure. Terminal: nothing is acknowledged after it.
+    failure: Option<Error>,
+    /// Futures waiting for `durable` to reach their target.
+    wakers: Vec<Waiter>,
+    /// Entries written since the last save that waited (for `SyncPolicy::Periodic`).
+    entries_since_required: u64,
+    /// When the last successful sync ended (for `SyncPolicy::Periodic`).
+    last_sync: Instant,
+    /// The sync thread must exit.
+    stopping: bool,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    id: u64,
+    target: u64,
+    waker: Waker,
+}
+
+/// What a poll of a completion found.
+pub(super) enum Poll {
+    Done(Result<()>),
+    Pending,
+}
+
+impl Shared {
+    pub(super) fn new(wal: Wal, policy: SyncPolicy) -> Shared {
+        Shared {
+            state: Mutex::new(State {
+                wal: Some(wal),
+                accepted: 0,
+                required: 0,
+                durable: 0,
+                async_target: 0,
+                syncing: false,
+                blocked: 0,
+                failure: None,
+                wakers: Vec::new(),
+                entries_since_required: 0,
+                last_sync: Instant::now(),
+                stopping: false,
+            }),
+            progress: Condvar::new(),
+            work: Condvar::new(),
+            policy,
+        }
+    }
+
+    /// The lock. A panic elsewhere while holding it cannot leave the counters half-updated
+    /// (each update is one assignment), so a poisoned mutex is still usable.
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes a save (unsynced) and returns its target: the save number that must be durable
+    /// before it is acknowledged. Under `SyncPolicy::Always` the save is synced before return.
+    pub(super) fn accept<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        hard_state: &HardState,
+        entries: &[Entry],
+    ) -> (MutexGuard<'a, State>, Result<u64>) {
+        let written = match st.wal.as_mut() {
+            Some(wal) => wal.save_unsynced(hard_state, entries),
+            None => return (st, Err(closed())),
+        };
+        let must_sync = match written {
+            Ok(must_sync) => must_sync,
+            Err(e) => {
+                st.fail(&e);
+                return (self.finish(st), Err(e));
+            }
+        };
+        st.accepted += 1;
+        let seq = st.accepted;
+        let wait = match self.policy {
+            SyncPolicy::Never => false,
+            SyncPolicy::Always => true,
+            SyncPolicy::Grouped => must_sync,
+            SyncPolicy::Periodic { max_entries, .. } => {
+                st.entries_since_required += entries.len() as u64;
+                if st.entries_since_required >= max_entries {
+                    st.entries_since_required = 0;
+                    true
+                } else {
+                    // The first unsynced save starts the timer of the sync thread.
+                    if st.durable + 1 == seq {
+                        self.work.notify_one();
+                    }
+                    false
+                }
+            }
+        };
+        if wait {
+            st.required = seq;
+        }
+        let target = st.required;
+        if self.policy == SyncPolicy::Always {
+            st = self.sync_holding_lock(st);
+        }
+        (st, Ok(target))
+    }
+
+    /// The number of the last save written (it identifies that save's completion).
+    pub(super) fn last_accepted(st: &State) -> u64 {
+        st.accepted
+    }
+
+    /// Marks everything written so far as required to be durable; returns the target.
+    pub(super) fn require_all(st: &mut State) -> u64 {
+        st.required = st.accepted;
+        st.required
+    }
+
+    /// Notes that a completion nobody blocks on needs `target`: the sync thread takes it.
+    pub(super) fn want_async(&self, st: &mut State, target: u64) {
+        if target > st.durable && st.failure.is_none() {
+            st.async_target = st.async_target.max(target);
+            if !st.syncing {
+                self.work.notify_one();
+            }
+        }
+    }
+
+    /// Blocks until save `target` is durable (leading syncs as needed) or the log failed.
+    pub(super) fn wait_durable<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        target: u64,
+    ) -> Result<()> {
+        loop {
+            if st.durable >= target {
+                return Ok(());
+            }
+            if let Some(e) = &st.failure {
+                return Err(duplicate(e));
+            }
+            st = if st.syncing {
+                self.wait_progress(st)
+            } else {
+                self.lead(st);
+                self.lock()
+            };
+        }
+    }
+
+    /// The state of a completion's save, registering `waker` when it is not done yet.
+    pub(super) fn poll(&self, id: u64, target: u64, waker: &Waker) -> Poll {
+        let mut st = self.lock();
+        if st.durable >= target {
+            return Poll::Done(Ok(()));
+        }
+        if let Some(e) = &st.failure {
+            return Poll::Done(Err(duplicate(e)));
+        }
+        match st.wakers.iter_mut().find(|w| w.id == id) {
+            Some(w) => w.waker.clone_from(waker),
+            None => st.wakers.push(Waiter {
+                id,
+                target,
+                waker: waker.clone(),
+            }),
+        }
+        self.want_async(&mut st, target);
+        Poll::Pending
+    }
+
+    /// The state of a completion's save, without blocking.
+    pub(super) fn try_done(&self, target: u64) -> Option<Result<()>> {
+        let st = self.lock();
+        if st.durable >= target {
+            Some(Ok(()))
+        } else {
+            st.failure.as_ref().map(|e| Err(duplicate(e)))
+        }
+    }
+
+    /// One group sync: flush under the lock, fdatasync without it, then publish the result.
+    /// The caller checked that no other sync is running.
+    fn lead(&self, mut st: MutexGuard<'_, State>) {
+        st.syncing = true;
+        let upto = st.accepted;
+        let flushed = match st.wal.as_mut() {
+            Some(wal) => wal.flush_tail(),
+            None => Err(closed()),
+        };
+        let file = match flushed {
+            Ok(file) => file,
+            Err(e) => {
+                st.syncing = false;
+                st.fail(&e);
+                drop(self.finish(st));
+                return;
+            }
+        };
+        drop(st);
+        let synced = crate::observe::fsync(None, || file.sync_data());
+        let mut st = self.lock();
+        st.syncing = false;
+        match synced {
+            // A failure recorded while this sync ran (a cut's sync of the same file, say) may
+            // have taken the error this fdatasync should have reported: acknowledge nothing.
+            Ok(()) if st.failure.is_none() => {
+                st.durable = st.durable.max(upto);
+                st.last_sync = Instant::now();
+            }
+            Ok(()) => {}
+            Err(e) => {
+                let err = Error::io(format!("syncing {}", st.path_of(&file)), e);
+                if let Some(wal) = st.wal.as_mut() {
+                    let _ = wal.poison::<()>(Err(duplicate(&err)));
+                }
+                st.fail(&err);
+            }
+        }
+        drop(self.finish(st));
+    }
+
+    /// Syncs everything written, holding the lock throughout (no batching): `Always`,
+    /// snapshots and close. Waits for a running group sync first, so that two fdatasyncs of
+    /// one file never race (one of them could consume the error the other should report).
+    pub(super) fn sync_holding_lock<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+    ) -> MutexGuard<'a, State> {
+        while st.syncing {
+            st = self.wait_progress(st);
+        }
+        if st.failure.is_some() {
+            return st;
+        }
+        let upto = st.accepted;
+        let synced = match st.wal.as_mut() {
+            Some(wal) => wal.sync(),
+            None => Err(closed()),
+        };
+        match synced {
+            Ok(()) => {
+                st.durable = st.durable.max(upto);
+                st.last_sync = Instant::now();
+            }
+            Err(e) => st.fail(&e),
+        }
+        self.finish(st)
+    }
+
+    /// Runs `op` on the log, holding the lock, after any running group sync; a failure of
+    /// `op` fails every unacknowledged save. `op` must leave everything written durable when it
+    /// returns `Ok` (as `Wal::save_snapshot` and `Wal::close` do).
+    pub(super) fn durable_op<T>(&self, op: impl FnOnce(&mut Wal) -> Result<T>) -> Result<T> {
+        let mut st = self.lock();
+        while st.syncing {
+            st = self.wait_progress(st);
+        }
+        if let Some(e) = &st.failure {
+            return Err(duplicate(e));
+        }
+        let upto = st.accepted;
+        let result = match st.wal.as_mut() {
+            Some(wal) => op(wal),
+            None => Err(closed()),
+        };
+        match &result {
+            Ok(_) => st.durable = st.durable.max(upto),
+            Err(e) => st.fail(e),
+        }
+        drop(self.finish(st));
+        result
+    }
+
+    /// Waits for `progress` (counted, so that `finish` makes no wake-up call for nobody).
+    fn wait_progress<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        st.blocked += 1;
+        let mut st = self
+            .progress
+            .wait(st)
+            .unwrap_or_else(PoisonError::into_inner);
+        st.blocked -= 1;
+        st
+    }
+
+    /// Publishes progress: wakes blocked callers, and futures whose save is done (or failed).
+    fn finish<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        if st.blocked > 0 {
+            self.progress.notify_all();
+        }
+        if st.wakers.is_empty() {
+            return st;
+        }
+        let durable = st.durable;
+        let failed = st.failure.is_some();
+        let mut i = 0;
+        while i < st.wakers.len() {
+            if failed || st.wakers[i].target <= durable {
+                // Waking only schedules the task; its poll takes the lock after we drop it.
+                st.wakers.swap_remove(i).waker.wake();
+            } else {
+                i += 1;
+            }
+        }
+        st
+    }
+
+    /// The sync thread: leads syncs that completions need and the periodic timer asks for.
+    pub(super) fn run_sync_thread(&self) {
+        let mut st = self.lock();
+        loop {
+            if st.stopping {
+                return;
+            }
+            let mut timeout = None;
+            if st.failure.is_none() && !st.syncing && st.wal.is_some() {
+                if st.async_target > st.durable {
+                    self.lead(st);
+                    st = self.lock();
+                    continue;
+                }
+                if let SyncPolicy::Periodic { interval, .. } = self.policy {
+                    if st.accepted > st.durable {
+                        match st.last_sync.checked_add(interval) {
+                            Some(deadline) if deadline <= Instant::now() => {
+                                self.lead(st);
+                                st = self.lock();
+                                continue;
+                            }
+                            Some(deadline) => timeout = Some(deadline - Instant::now()),
+                            None => {}
+                        }
+                    }
+                }
+            }
+            st = match timeout {
+                Some(t) => {
+                    self.work
+                        .wait_timeout(st, t)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+                None => self.work.wait(st).unwrap_or_else(PoisonError::into_inner),
+            };
+        }
+    }
+
+    /// Asks the sync thread to exit.
+    pub(super) fn stop(&self) {
+        self.lock().stopping = true;
+        self.work.notify_all();
+    }
+
+    /// After the sync thread stopped: syncs what completions still wait for, so none hangs.
+    pub(super) fn settle(&self) {
+        let st = self.lock();
+        if st.async_target > st.durable && st.failure.is_none() && st.wal.is_some() {
+            let target = st.async_target;
+            let _ = self.wait_durable(st, target);
+        }
+    }
+
+    /// Closes the log: syncs what was written (after any running group sync) and releases the
+    /// locks. Saves not yet acknowledged are acknowledged when that sync succeeds, failed
+    /// otherwise; later saves get `Error::InvalidState`.
+    pub(super) fn close(&self) -> Result<()> {
+        let mut st = self.lock();
+        while st.syncing {
+            st = self.wait_progress(st);
+        }
+        let Some(wal) = st.wal.take() else {
+            return Ok(());
+        };
+        let upto = st.accepted;
+        // `Wal::close` syncs only a log that has not failed.
+        let result = wal.close();
+        match &result {
+            Ok(()) if st.failure.is_none() => st.durable = st.durable.max(upto),
+            Ok(()) => {}
+            Err(e) => st.fail(e),
+        }
+        drop(self.finish(st));
+        result
+    }
+}
+
+impl State {
+    /// Records the first failure: from now on nothing is acknowledged.
+    fn fail(&mut self, e: &Error) {
+        if self.failure.is_none() {
+            self.failure = Some(duplicate(e));
+        }
+    }
+
+    /// The path of the segment `file` belongs to, for an error message (allocates).
+    fn path_of(&self, file: &Arc<dyn WalFile>) -> String {
+        self.wal
+            .as_ref()
+            .and_then(|wal| wal.locks.iter().find(|l| Arc::ptr_eq(&l.file, file)))
+            .map(|l| l.path.display().to_string())
+            .unwrap_or_else(|| "the WAL's tail segment".to_string())
+    }
+}
+
+fn closed() -> Error {
+    Error::InvalidState {
+        reason: "the WAL was closed",
+    }
+}
+
+/// A copy of `e` for another caller of the same failed batch: same variant, context and OS
+/// error code where the variant has them.
+pub(super) fn duplicate(e: &Error) -> Error {
+    match e {
+        Error::Io { context, source } => Error::Io {
+            context: context.clone(),
+            source: match source.raw_os_error() {
+                Some(code) => std::io::Error::from_raw_os_error(code),
+                None => std::io::Error::new(source.kind(), source.to_string()),
+            },
+        },
+        Error::DiskFull { context } => Error::DiskFull {
+            context: context.clone(),
+        },
+        Error::Poisoned { reason } => Error::Poisoned {
+            reason: reason.clone(),
+        },
+        Error::InvalidState { reason } => Error::InvalidState { reason },
+        other => Error::Poisoned {
+            reason: other.to_string(),
+        },
+    }
+}
