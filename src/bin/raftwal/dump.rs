@@ -126,12 +126,15 @@ fn survey(log: &LogDir, start: &Start) -> Result<Survey, Failure> {
     let mut wal = Wal::open_for_read(&log.path, &start.snapshot)?;
     let mut runs = Vec::new();
     let mut ordinal = 0;
+    let bar = crate::progress::spinner("dump: surveying");
     for record in wal.replay()? {
+        bar.inc(1);
         if let LogRecord::Entry(entry) = record? {
             survive(&mut runs, start.snapshot.index, entry.index, ordinal);
             ordinal += 1;
         }
     }
+    bar.finish_and_clear();
     Ok(Survey {
         metadata: wal.metadata().unwrap_or_default().to_vec(),
         hard_state: wal.hard_state().clone(),

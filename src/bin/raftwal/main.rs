@@ -4,10 +4,12 @@
 //! reads through raftwal's public API, and reports a failure as one line on stderr with an exit
 //! code that says what kind of failure it was (see [`failure`]).
 
+mod bench;
 mod dump;
 mod failure;
 mod log_dir;
 mod output;
+mod progress;
 mod raw;
 mod repair;
 mod stat;
@@ -65,6 +67,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure raftwal's workloads beside the raw limit of the same disk.
+    #[command(after_help = EXIT_CODES)]
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +86,7 @@ fn main() -> ExitCode {
         Command::Verify { dir } => verify::run(&dir),
         Command::Repair { dir, dry_run } => repair::run(&dir, dry_run),
         Command::Stat { dir, json } => stat::run(&dir, json),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -44,7 +44,11 @@ pub fn run(dir: &Path, dry_run: bool) -> Outcome {
         )?;
         return Ok(());
     }
-    match raftwal::repair(&log.path).map_err(refusal)? {
+    let bar = crate::progress::spinner("repair: scanning the last segment");
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let repaired = raftwal::repair(&log.path);
+    bar.finish_and_clear();
+    match repaired.map_err(refusal)? {
         Some(repaired) => writeln!(
             out,
             "repaired: truncated {} at offset {} (cut {} bytes); the original is kept as {}",

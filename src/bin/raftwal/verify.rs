@@ -12,6 +12,7 @@ use raftwal::Error;
 use crate::failure::{code_of, Failure, CORRUPT, TORN};
 use crate::log_dir::LogDir;
 use crate::output::hard_state_text;
+use crate::progress::{self, SegmentBytes};
 use crate::Outcome;
 
 /// What the record scan counted.
@@ -29,8 +30,11 @@ pub fn run(dir: &Path) -> Outcome {
     let start = log.start()?;
     let hard_state = raftwal::verify(&log.path, &start.snapshot).map_err(|e| damaged(dir, e))?;
     let mut counts = Counts::default();
+    let sizes = SegmentBytes::new(&log.path, log.segments.iter().map(|s| s.file_name.clone()));
+    let bar = progress::bytes(sizes.total(), "verify");
     for record in raw_records(&log.path)? {
         let record = record.map_err(|e| damaged(dir, e))?;
+        bar.set_position(sizes.position(&record.file, record.offset));
         counts.records += 1;
         match record.payload().map_err(|e| damaged(dir, e))? {
             Payload::Entry(_) => counts.entries += 1,
@@ -39,6 +43,7 @@ pub fn run(dir: &Path) -> Outcome {
             Payload::Crc | Payload::Metadata(_) => {}
         }
     }
+    bar.finish_and_clear();
     let from = if start.purged {
         format!(
             ", read from snapshot {{index {}, term {}}} (older segments were purged)",
