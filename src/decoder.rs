@@ -108,6 +108,29 @@ impl Decoder {
         Ok(decoder)
     }
 
+    /// A decoder over every segment in `dir`, opened read-only; their sequence numbers must
+    /// increase by one.
+    pub(crate) fn open_dir(
+        fs: &dyn crate::fs::FileSystem,
+        dir: &std::path::Path,
+    ) -> Result<Decoder> {
+        let names = crate::segment::list_segments(fs, dir)?;
+        crate::segment::check_contiguous(&names)?;
+        let mut sources = Vec::with_capacity(names.len());
+        for name in names {
+            let path = dir.join(&name.file_name);
+            let file = fs
+                .open_file(&path, false)
+                .ctx(|| format!("opening {}", path.display()))?;
+            sources.push(SegmentSource {
+                name: name.file_name,
+                path,
+                file,
+            });
+        }
+        Decoder::new(sources)
+    }
+
     /// The segments being read.
     pub(crate) fn segments(&self) -> &[SegmentSource] {
         &self.segments

@@ -67,6 +67,14 @@ pub trait FileSystem: Debug + Send + Sync {
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
 }
 
+/// The directory holding `path` (`.` for a bare name), whose fsync makes `path`'s entry durable.
+pub(crate) fn parent_dir(path: &Path) -> std::path::PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    }
+}
+
 /// The operating system's file system.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RealFs;

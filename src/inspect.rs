@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use raft_proto::eraftpb::{Entry, HardState};
 
-use crate::decoder::{Decoder, End, SegmentSource, Step};
+use crate::decoder::{Decoder, End, Step};
 use crate::error::{Error, IoContext as _, Result};
 use crate::record::{decode_entry, decode_hard_state, RecordType, WalSnapshot};
 use crate::segment::{self, SegmentName};
@@ -47,23 +47,8 @@ pub fn raw_records(dir: impl AsRef<Path>) -> Result<RawRecords> {
 /// [`raw_records`] with explicit options.
 pub fn raw_records_with(dir: impl AsRef<Path>, options: Options) -> Result<RawRecords> {
     let dir = dir.as_ref();
-    let fs = options.file_system.as_ref();
-    let names = segment::list_segments(fs, dir)?;
-    segment::check_contiguous(&names)?;
-    let mut sources = Vec::with_capacity(names.len());
-    for name in names {
-        let path: PathBuf = dir.join(&name.file_name);
-        let file = fs
-            .open_file(&path, false)
-            .ctx(|| format!("opening {}", path.display()))?;
-        sources.push(SegmentSource {
-            name: name.file_name,
-            path,
-            file,
-        });
-    }
     Ok(RawRecords {
-        decoder: Decoder::new(sources)?,
+        decoder: Decoder::open_dir(options.file_system.as_ref(), dir)?,
         done: false,
     })
 }

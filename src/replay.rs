@@ -9,12 +9,11 @@ use std::path::Path;
 
 use raft_proto::eraftpb::{Entry, HardState};
 
-use crate::decoder::{DecodedRecord, Decoder, End, SegmentSource, Step};
+use crate::decoder::{DecodedRecord, Decoder, End, Step};
 use crate::encoder::Encoder;
 use crate::error::{Error, IoContext as _, Result};
 use crate::observe;
 use crate::record::{decode_entry, decode_hard_state, RecordType, WalSnapshot};
-use crate::segment;
 use crate::wal::{Options, Wal};
 
 /// A record of the log, as [`Replay`] yields it.
@@ -274,10 +273,7 @@ fn prepare_tail(wal: &mut Wal, decoder: &Decoder) -> Result<()> {
     observe::fsync(Some(&path), || file.sync_data())
         .ctx(|| format!("syncing {}", path.display()))?;
     let fs = wal.options.file_system.clone();
-    let parent = match wal.dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
+    let parent = crate::fs::parent_dir(&wal.dir);
     for dir in [&wal.dir, &parent] {
         fs.sync_dir(dir)
             .ctx(|| format!("syncing {}", dir.display()))?;
@@ -317,22 +313,7 @@ pub fn valid_snapshot_entries_with(
     options: Options,
 ) -> Result<Vec<WalSnapshot>> {
     let dir = dir.as_ref();
-    let fs = options.file_system.as_ref();
-    let names = segment::list_segments(fs, dir)?;
-    segment::check_contiguous(&names)?;
-    let mut sources = Vec::with_capacity(names.len());
-    for name in names {
-        let path = dir.join(&name.file_name);
-        let file = fs
-            .open_file(&path, false)
-            .ctx(|| format!("opening {}", path.display()))?;
-        sources.push(SegmentSource {
-            name: name.file_name,
-            path,
-            file,
-        });
-    }
-    let mut decoder = Decoder::new(sources)?;
+    let mut decoder = Decoder::open_dir(options.file_system.as_ref(), dir)?;
     let mut snapshots = Vec::new();
     let mut state = HardState::default();
     while let Step::Record(record) = decoder.next_record()? {

@@ -352,10 +352,7 @@ fn create_atomically(
     }
     fs.rename(&tmp, dir)
         .ctx(|| format!("renaming {} to {}", tmp.display(), dir.display()))?;
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let parent = crate::fs::parent_dir(dir);
     fs.sync_dir(&parent)
         .ctx(|| format!("syncing {}", parent.display()))
 }

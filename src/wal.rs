@@ -140,13 +140,6 @@ fn tail_path(locks: &[LockedSegment]) -> &Path {
         .unwrap_or(Path::new(""))
 }
 
-fn parent_of(dir: &Path) -> PathBuf {
-    match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
 impl Wal {
     /// Creates a new log in `dir` with etcd's defaults; see [`Wal::create_with`].
     pub fn create(dir: impl AsRef<Path>, metadata: &[u8]) -> Result<Wal> {
@@ -217,7 +210,7 @@ impl Wal {
         }
         fs.rename(&tmp, &dir)
             .ctx(|| format!("renaming {} to {}", tmp.display(), dir.display()))?;
-        let parent = parent_of(&dir);
+        let parent = crate::fs::parent_dir(&dir);
         fs.sync_dir(&parent)
             .ctx(|| format!("syncing {}", parent.display()))?;
 
