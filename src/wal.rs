@@ -386,10 +386,12 @@ impl Wal {
         result
     }
 
-    fn encoder(&mut self) -> &mut Encoder {
-        self.encoder
-            .as_mut()
-            .expect("check_writable ensures an encoder")
+    /// The encoder of a writable log (`check_writable` has been called on every path here, so
+    /// the error only guards against a future caller that forgets it).
+    fn encoder(&mut self) -> Result<&mut Encoder> {
+        self.encoder.as_mut().ok_or(Error::InvalidState {
+            reason: "read the WAL to its end (read_all) before writing",
+        })
     }
 
     fn tail_path(&self) -> PathBuf {
@@ -448,7 +450,7 @@ impl Wal {
             self.hard_state.clone_from(hard_state);
         }
         self.scratch = scratch;
-        if self.encoder().offset() >= self.options.segment_size {
+        if self.encoder()?.offset() >= self.options.segment_size {
             self.cut_segment()
         } else if sync {
             self.sync_tail()
@@ -465,8 +467,11 @@ impl Wal {
         let path = self.tail_path();
         let result = self
             .encoder()
-            .encode(RecordType::Snapshot, &snapshot.encode())
-            .ctx(|| format!("writing {}", path.display()))
+            .and_then(|encoder| {
+                encoder
+                    .encode(RecordType::Snapshot, &snapshot.encode())
+                    .ctx(|| format!("writing {}", path.display()))
+            })
             .and_then(|()| {
                 self.last_index = self.last_index.max(snapshot.index);
                 self.sync_tail()
@@ -530,7 +535,7 @@ impl Wal {
     fn cut_segment(&mut self) -> Result<()> {
         let dir = self.dir.clone();
         let old_path = self.tail_path();
-        let old = self.encoder();
+        let old = self.encoder()?;
         let end = old.offset();
         let prev_crc = old.crc();
         // 1. Finish the old segment: its size becomes its content, and it is durable before the
