@@ -4,12 +4,14 @@
 #![allow(dead_code)]
 
 use std::io;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use raftwal::fs::{FileSystem, RealFs, WalFile};
 use raftwal::Options;
+
+#[path = "../support/hooked_fs.rs"]
+mod hooked_fs;
+use hooked_fs::{Call, HookedFs};
 
 /// What the test controls and observes.
 #[derive(Debug, Default)]
@@ -89,88 +91,14 @@ pub struct ControlledFs {
 }
 
 impl ControlledFs {
-    /// Options on this file system, with 1 MiB segments and inline segment preparation.
     pub fn options(&self) -> Options {
-        Options {
-            segment_size: 1 << 20,
-            file_system: Arc::new(self.clone()),
-            prepare_segments_in_background: false,
-        }
-    }
-}
-
-#[derive(Debug)]
-struct ControlledFile {
-    inner: Arc<dyn WalFile>,
-    control: Arc<Control>,
-}
-
-impl WalFile for ControlledFile {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.inner.read_at(buf, offset)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.inner.write_all_at(buf, offset)
-    }
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-    fn allocate(&self, len: u64) -> io::Result<()> {
-        self.inner.allocate(len)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        self.control.on_sync()?;
-        self.inner.sync_data()
-    }
-    fn sync_all(&self) -> io::Result<()> {
-        self.inner.sync_all()
-    }
-    fn try_lock(&self) -> io::Result<bool> {
-        self.inner.try_lock()
-    }
-    fn unlock(&self) -> io::Result<()> {
-        self.inner.unlock()
-    }
-}
-
-impl FileSystem for ControlledFs {
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        RealFs.create_dir_all(path)
-    }
-    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
-        RealFs.remove_dir_all(path)
-    }
-    fn remove_dir(&self, path: &Path) -> io::Result<()> {
-        RealFs.remove_dir(path)
-    }
-    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
-        RealFs.list_dir(path)
-    }
-    fn exists(&self, path: &Path) -> io::Result<bool> {
-        RealFs.exists(path)
-    }
-    fn create_file(&self, path: &Path) -> io::Result<Arc<dyn WalFile>> {
-        Ok(Arc::new(ControlledFile {
-            inner: RealFs.create_file(path)?,
-            control: self.control.clone(),
-        }))
-    }
-    fn open_file(&self, path: &Path, writable: bool) -> io::Result<Arc<dyn WalFile>> {
-        Ok(Arc::new(ControlledFile {
-            inner: RealFs.open_file(path, writable)?,
-            control: self.control.clone(),
-        }))
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        RealFs.remove_file(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        RealFs.rename(from, to)
-    }
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        RealFs.sync_dir(path)
+        let control = self.control.clone();
+        HookedFs::new(move |call| {
+            if let Call::SyncData(_) = call {
+                control.on_sync()?;
+            }
+            Ok(true)
+        })
+        .options(1 << 20)
     }
 }

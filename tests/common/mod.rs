@@ -7,14 +7,16 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use prost::Message as _;
 use raftwal::eraftpb::{ConfState, Entry, HardState};
-use raftwal::fs::{FileSystem, RealFs, WalFile};
 use raftwal::{walpb, Options, RecordType, Wal, WalSnapshot};
+
+#[path = "../support/hooked_fs.rs"]
+mod hooked_fs;
+use hooked_fs::{Call, HookedFs};
 
 /// Big enough that the scenarios which must not cut never do, small enough to keep every
 /// preallocated segment cheap.
@@ -248,91 +250,14 @@ impl CountingFs {
     /// Options for a log on this file system, preparing segments inline so that every call
     /// happens in the test's thread and the counts are deterministic.
     pub fn options(&self, segment_size: u64) -> Options {
-        Options {
-            segment_size,
-            file_system: Arc::new(self.clone()),
-            prepare_segments_in_background: false,
-        }
-    }
-
-    fn wrap(&self, path: &Path, inner: Arc<dyn WalFile>) -> Arc<dyn WalFile> {
-        Arc::new(CountingFile {
-            name: path.file_name().unwrap().to_string_lossy().into_owned(),
-            counters: self.counters.clone(),
-            inner,
+        let counters = self.counters.clone();
+        HookedFs::new(move |call| {
+            match call {
+                Call::Write(name) => Counters::bump(&counters.writes, name),
+                Call::SyncData(name) | Call::SyncAll(name) => Counters::bump(&counters.syncs, name),
+            }
+            Ok(true)
         })
-    }
-}
-
-#[derive(Debug)]
-struct CountingFile {
-    name: String,
-    counters: Arc<Counters>,
-    inner: Arc<dyn WalFile>,
-}
-
-impl WalFile for CountingFile {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.inner.read_at(buf, offset)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        Counters::bump(&self.counters.writes, &self.name);
-        self.inner.write_all_at(buf, offset)
-    }
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-    fn allocate(&self, len: u64) -> io::Result<()> {
-        self.inner.allocate(len)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        Counters::bump(&self.counters.syncs, &self.name);
-        self.inner.sync_data()
-    }
-    fn sync_all(&self) -> io::Result<()> {
-        Counters::bump(&self.counters.syncs, &self.name);
-        self.inner.sync_all()
-    }
-    fn try_lock(&self) -> io::Result<bool> {
-        self.inner.try_lock()
-    }
-    fn unlock(&self) -> io::Result<()> {
-        self.inner.unlock()
-    }
-}
-
-impl FileSystem for CountingFs {
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        RealFs.create_dir_all(path)
-    }
-    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
-        RealFs.remove_dir_all(path)
-    }
-    fn remove_dir(&self, path: &Path) -> io::Result<()> {
-        RealFs.remove_dir(path)
-    }
-    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
-        RealFs.list_dir(path)
-    }
-    fn exists(&self, path: &Path) -> io::Result<bool> {
-        RealFs.exists(path)
-    }
-    fn create_file(&self, path: &Path) -> io::Result<Arc<dyn WalFile>> {
-        Ok(self.wrap(path, RealFs.create_file(path)?))
-    }
-    fn open_file(&self, path: &Path, writable: bool) -> io::Result<Arc<dyn WalFile>> {
-        Ok(self.wrap(path, RealFs.open_file(path, writable)?))
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        RealFs.remove_file(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        RealFs.rename(from, to)
-    }
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        RealFs.sync_dir(path)
+        .options(segment_size)
     }
 }
