@@ -1,6 +1,7 @@
 //! The systems under test, each driving the same workloads through its own API.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use protobuf::Message as _;
@@ -15,6 +16,44 @@ pub mod raw;
 
 /// Errors of any system.
 pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Runs `threads` writers at once: writer `t` builds its state with `setup(t)`, then makes
+/// `per_thread` calls `call(&mut state, i)` (i from 1), each returning its own latency (what
+/// it times is the system's business). The sample holds every latency and the wall time until
+/// the last writer finished, each call counting one entry of `entry_size` bytes.
+pub fn concurrent_writers<S>(
+    threads: usize,
+    per_thread: u64,
+    entry_size: u64,
+    setup: impl Fn(u64) -> S + Sync,
+    call: impl Fn(&mut S, u64) -> Res<Duration> + Sync,
+) -> Res<Sample> {
+    let start = Instant::now();
+    let latencies = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads as u64)
+            .map(|t| {
+                let (setup, call) = (&setup, &call);
+                s.spawn(move || -> Res<Vec<Duration>> {
+                    let mut state = setup(t);
+                    (1..=per_thread).map(|i| call(&mut state, i)).collect()
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for h in handles {
+            all.extend(h.join().expect("writer thread")?);
+        }
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(all)
+    })?;
+    let entries = per_thread * threads as u64;
+    Ok(Sample {
+        entries,
+        bytes: entries * entry_size,
+        elapsed: start.elapsed(),
+        latencies,
+        ..Default::default()
+    })
+}
 
 /// A bulk write: `count` entries of `entry_size` bytes, `batch` per call, unsynced, then one
 /// sync.

@@ -12,7 +12,7 @@ use okaywal::{
 };
 use protobuf::Message as _;
 
-use super::{entry, hard_state, payload, Bulk, Res, System};
+use super::{concurrent_writers, entry, hard_state, payload, Bulk, Res, System};
 use crate::sample::Sample;
 
 pub struct OkayWal;
@@ -91,40 +91,22 @@ impl System for OkayWal {
         let wal = open(dir, Counter::default())?;
         let data = payload(256, 1);
         let next = AtomicU64::new(1);
-        let start = Instant::now();
-        let latencies = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads)
-                .map(|_| {
-                    s.spawn(|| -> Res<Vec<std::time::Duration>> {
-                        let mut lat = Vec::with_capacity(per_thread as usize);
-                        for _ in 0..per_thread {
-                            let e = entry(next.fetch_add(1, Ordering::Relaxed), &data);
-                            let t = Instant::now();
-                            let mut writer = wal.begin_entry()?;
-                            writer.write_chunk(&e.write_to_bytes()?)?;
-                            writer.commit()?;
-                            lat.push(t.elapsed());
-                        }
-                        Ok(lat)
-                    })
-                })
-                .collect();
-            let mut all = Vec::new();
-            for h in handles {
-                all.extend(h.join().expect("writer thread")?);
-            }
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(all)
-        })?;
-        let elapsed = start.elapsed();
+        let sample = concurrent_writers(
+            threads,
+            per_thread,
+            256,
+            |_| (),
+            |(), _| {
+                let e = entry(next.fetch_add(1, Ordering::Relaxed), &data);
+                let t = Instant::now();
+                let mut writer = wal.begin_entry()?;
+                writer.write_chunk(&e.write_to_bytes()?)?;
+                writer.commit()?;
+                Ok(t.elapsed())
+            },
+        )?;
         wal.shutdown()?;
-        let entries = per_thread * threads as u64;
-        Ok(Sample {
-            entries,
-            bytes: entries * 256,
-            elapsed,
-            latencies,
-            ..Default::default()
-        })
+        Ok(sample)
     }
 
     fn bulk_write(&self, dir: &Path, bulk: Bulk) -> Res<Sample> {

@@ -1,13 +1,12 @@
 //! raft-engine 0.4 (TiKV's log store), with rust-protobuf raft types.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
 use raft_engine::{Config, Engine, LogBatch, MessageExt, ReadableSize};
 use raft_proto::eraftpb::Entry;
 
-use super::{entry, hard_state, payload, Bulk, Res, System};
+use super::{concurrent_writers, entry, hard_state, payload, Bulk, Res, System};
 use crate::sample::Sample;
 
 pub struct RaftEngine;
@@ -60,40 +59,20 @@ impl System for RaftEngine {
 
     /// One raft group (region) per writer, as TiKV uses it.
     fn concurrent_saves(&self, dir: &Path, threads: usize, per_thread: u64) -> Res<Sample> {
-        let engine = Arc::new(Engine::open(config(dir))?);
+        let engine = Engine::open(config(dir))?;
         let data = payload(256, 1);
-        let start = Instant::now();
-        let latencies = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads as u64)
-                .map(|region| {
-                    let (engine, data) = (engine.clone(), data.clone());
-                    s.spawn(move || -> Res<Vec<std::time::Duration>> {
-                        let mut batch = LogBatch::default();
-                        let mut lat = Vec::with_capacity(per_thread as usize);
-                        for index in 1..=per_thread {
-                            let t = Instant::now();
-                            batch.add_entries::<Raft>(region + 1, &[entry(index, &data)])?;
-                            engine.write(&mut batch, true)?;
-                            lat.push(t.elapsed());
-                        }
-                        Ok(lat)
-                    })
-                })
-                .collect();
-            let mut all = Vec::new();
-            for h in handles {
-                all.extend(h.join().expect("writer thread")?);
-            }
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(all)
-        })?;
-        let entries = per_thread * threads as u64;
-        Ok(Sample {
-            entries,
-            bytes: entries * 256,
-            elapsed: start.elapsed(),
-            latencies,
-            ..Default::default()
-        })
+        concurrent_writers(
+            threads,
+            per_thread,
+            256,
+            |region| (region + 1, LogBatch::default()),
+            |(region, batch), index| {
+                let t = Instant::now();
+                batch.add_entries::<Raft>(*region, &[entry(index, &data)])?;
+                engine.write(batch, true)?;
+                Ok(t.elapsed())
+            },
+        )
     }
 
     fn bulk_write(&self, dir: &Path, bulk: Bulk) -> Res<Sample> {

@@ -2,13 +2,12 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 use raft_proto::eraftpb::{Entry, HardState};
 use raftwal::{LogRecord, SharedWal, SyncPolicy, Wal, WalSnapshot};
 
-use super::{entry, hard_state, payload, Bulk, Res, System};
+use super::{concurrent_writers, entry, hard_state, payload, Bulk, Res, System};
 use crate::sample::Sample;
 
 pub struct Raftwal;
@@ -44,41 +43,23 @@ impl System for Raftwal {
     }
 
     fn concurrent_saves(&self, dir: &Path, threads: usize, per_thread: u64) -> Res<Sample> {
-        let wal = Arc::new(writer(dir, SyncPolicy::Grouped)?);
+        let wal = writer(dir, SyncPolicy::Grouped)?;
         let data = payload(256, 1);
         let next = AtomicU64::new(1);
-        let start = Instant::now();
-        let latencies = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads)
-                .map(|_| {
-                    s.spawn(|| -> Res<Vec<std::time::Duration>> {
-                        let mut lat = Vec::with_capacity(per_thread as usize);
-                        for _ in 0..per_thread {
-                            let e = [entry(next.fetch_add(1, Ordering::Relaxed), &data)];
-                            let t = Instant::now();
-                            wal.save(&HardState::default(), &e)?;
-                            lat.push(t.elapsed());
-                        }
-                        Ok(lat)
-                    })
-                })
-                .collect();
-            let mut all = Vec::new();
-            for h in handles {
-                all.extend(h.join().expect("writer thread")?);
-            }
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(all)
-        })?;
-        let elapsed = start.elapsed();
-        Arc::into_inner(wal).ok_or("writer still shared")?.close()?;
-        let entries = per_thread * threads as u64;
-        Ok(Sample {
-            entries,
-            bytes: entries * 256,
-            elapsed,
-            latencies,
-            ..Default::default()
-        })
+        let sample = concurrent_writers(
+            threads,
+            per_thread,
+            256,
+            |_| (),
+            |(), _| {
+                let e = [entry(next.fetch_add(1, Ordering::Relaxed), &data)];
+                let t = Instant::now();
+                wal.save(&HardState::default(), &e)?;
+                Ok(t.elapsed())
+            },
+        )?;
+        wal.close()?;
+        Ok(sample)
     }
 
     fn bulk_write(&self, dir: &Path, bulk: Bulk) -> Res<Sample> {
