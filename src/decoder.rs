@@ -2,9 +2,11 @@
 //! classified as a torn tail (a crash mid-write, safe to cut off) or as corruption (an error that
 //! names the file and offset, never silently dropped).
 //!
-//! A segment is read in large sequential chunks and kept in memory only while it is the current
-//! one, so replay memory is bounded by the largest segment, not by the log.
+//! A segment is read in large sequential chunks into one reused window that slides forward with
+//! the current frame, so replay memory is bounded by a chunk plus the largest record, not by a
+//! segment or the log. Record data is lent from the window, not copied.
 
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -35,15 +37,13 @@ pub(crate) struct SegmentSource {
     pub(crate) file: Arc<dyn WalFile>,
 }
 
-/// A record whose frame and CRC checked out.
+/// A record whose frame and CRC checked out; its data is [`Decoder::last_data`].
 #[derive(Debug)]
 pub(crate) struct DecodedRecord {
     /// What it is.
     pub(crate) kind: RecordType,
     /// The record's crc field.
     pub(crate) crc: u32,
-    /// The record's data (empty when absent).
-    pub(crate) data: Vec<u8>,
     /// Index of its segment in the decoder's list.
     pub(crate) segment: usize,
     /// Byte offset of its frame in that segment.
@@ -68,13 +68,28 @@ pub(crate) enum Step {
     End(End),
 }
 
+/// Where the last record's data is.
+#[derive(Debug)]
+enum LastData {
+    /// In the window, at these indexes.
+    Window(Range<usize>),
+    /// In `owned_data` (the record was not in the layout every etcd writer uses).
+    Owned,
+}
+
 /// Reads records from a list of segments, in order.
 #[derive(Debug)]
 pub(crate) struct Decoder {
     segments: Vec<SegmentSource>,
     current: usize,
-    /// Bytes `[0, loaded.len())` of the current segment.
-    loaded: Vec<u8>,
+    /// Holds bytes `[window_start, window_start + filled)` of the current segment in
+    /// `window[..filled]`; the rest of `window` is spare space, initialized once and reused so
+    /// that reading a chunk neither faults in fresh pages nor zero-fills again.
+    window: Vec<u8>,
+    window_start: u64,
+    filled: usize,
+    last_data: LastData,
+    owned_data: Vec<u8>,
     file_len: u64,
     /// Offset just past the last valid frame of the current segment.
     offset: u64,
@@ -92,7 +107,11 @@ impl Decoder {
         let mut decoder = Decoder {
             segments,
             current: 0,
-            loaded: Vec::new(),
+            window: Vec::new(),
+            window_start: 0,
+            filled: 0,
+            last_data: LastData::Window(0..0),
+            owned_data: Vec::new(),
             file_len: 0,
             offset: 0,
             crc: 0,
@@ -147,10 +166,12 @@ impl Decoder {
         self.offset
     }
 
-    /// The bytes of the current segment up to the end of its last valid frame.
-    pub(crate) fn valid_bytes(&self) -> &[u8] {
-        let end = (self.offset as usize).min(self.loaded.len());
-        &self.loaded[..end]
+    /// The data of the record [`Decoder::next_record`] returned last (empty when absent).
+    pub(crate) fn last_data(&self) -> &[u8] {
+        match &self.last_data {
+            LastData::Window(range) => &self.window[range.clone()],
+            LastData::Owned => &self.owned_data,
+        }
     }
 
     /// The running CRC after the last valid record.
@@ -165,42 +186,74 @@ impl Decoder {
             .len()
             .ctx(|| format!("reading the size of {}", source.path.display()))?;
         self.current = index;
-        self.loaded.clear();
+        self.window_start = 0;
+        self.filled = 0;
         self.offset = 0;
         self.padded_seen = false;
         Ok(())
     }
 
-    /// Makes sure bytes up to `end` of the current segment are loaded (`end <= file_len`).
+    /// File offset just past the loaded bytes.
+    fn loaded_end(&self) -> u64 {
+        self.window_start + self.filled as u64
+    }
+
+    /// The loaded bytes of the current segment from file offset `from` (at or after the current
+    /// frame) on.
+    fn loaded_from(&self, from: u64) -> &[u8] {
+        let at = (from.saturating_sub(self.window_start) as usize).min(self.filled);
+        &self.window[at..self.filled]
+    }
+
+    /// The loaded bytes of file offsets `range` (which must be loaded).
+    fn loaded(&self, range: Range<u64>) -> &[u8] {
+        &self.window[self.window_index(range.start)..self.window_index(range.end)]
+    }
+
+    fn window_index(&self, offset: u64) -> usize {
+        (offset - self.window_start) as usize
+    }
+
+    /// Makes sure bytes up to `end` of the current segment are loaded (`end <= file_len`),
+    /// sliding the window so it starts at the current frame: nothing before it is read again.
     fn load_to(&mut self, end: u64) -> Result<()> {
-        let end = end as usize;
-        if self.loaded.len() >= end {
+        let end = end.min(self.file_len);
+        if end <= self.loaded_end() {
             return Ok(());
         }
-        let target = end
-            .max(self.loaded.len() + READ_CHUNK)
-            .min(self.file_len as usize);
-        let start = self.loaded.len();
-        // One allocation for the whole segment, kept for the next one: growing by doubling
-        // would copy what was read and fault in fresh pages at every step.
-        self.loaded
-            .reserve_exact((self.file_len as usize).saturating_sub(start));
-        self.loaded.resize(target, 0);
+        let keep = self
+            .window_index(self.offset.max(self.window_start))
+            .min(self.filled);
+        if keep > 0 {
+            self.window.copy_within(keep..self.filled, 0);
+            self.filled -= keep;
+            self.window_start += keep as u64;
+        }
+        // Fill the window to a chunk, or to the end of a frame larger than that; grow it only
+        // to what is needed (doubling would leave a window twice the largest frame).
+        let target = ((end - self.window_start) as usize)
+            .max(READ_CHUNK)
+            .min((self.file_len - self.window_start) as usize);
+        if self.window.len() < target {
+            self.window.reserve_exact(target - self.window.len());
+            self.window.resize(target, 0);
+        }
         let source = &self.segments[self.current];
-        let mut filled = start;
-        while filled < target {
+        while self.filled < target {
             let n = source
                 .file
-                .read_at(&mut self.loaded[filled..target], filled as u64)
+                .read_at(
+                    &mut self.window[self.filled..target],
+                    self.window_start + self.filled as u64,
+                )
                 .ctx(|| format!("reading {}", source.path.display()))?;
             if n == 0 {
                 // The file shrank under us (a concurrent repair or truncate): treat what is
                 // missing as never written.
-                self.file_len = filled as u64;
-                self.loaded.truncate(filled);
+                self.file_len = self.loaded_end();
                 return Ok(());
             }
-            filled += n;
+            self.filled += n;
         }
         Ok(())
     }
@@ -266,12 +319,11 @@ impl Decoder {
             return Ok(None);
         }
         self.load_to(off + 8)?;
-        let at = off as usize;
-        if self.loaded.len() < at + 8 {
+        if self.loaded_end() < off + 8 {
             return Ok(None);
         }
         let mut word = [0u8; 8];
-        word.copy_from_slice(&self.loaded[at..at + 8]);
+        word.copy_from_slice(self.loaded(off..off + 8));
         Ok(Some(u64::from_le_bytes(word)))
     }
 
@@ -281,10 +333,10 @@ impl Decoder {
     /// hiding data that may have been acknowledged: corruption, never a silent end of the log.
     fn check_zero_word(&mut self, off: u64) -> Result<()> {
         let sector_end = (off / SECTOR_SIZE + 1) * SECTOR_SIZE;
-        self.load_to(sector_end.min(self.file_len))?;
-        let end = (sector_end as usize).min(self.loaded.len());
-        let start = (off as usize + 8).min(end);
-        if self.loaded[start..end].iter().any(|&b| b != 0) {
+        self.load_to(sector_end)?;
+        let end = sector_end.min(self.loaded_end());
+        let start = (off + 8).min(end);
+        if self.loaded(start..end).iter().any(|&b| b != 0) {
             return Err(self.corrupt("zero length word followed by data in the same sector"));
         }
         if self.hidden_record_at(off)? {
@@ -309,21 +361,21 @@ impl Decoder {
         let Ok(crc) = u32::try_from(crc) else {
             return Ok(false);
         };
-        let mut data = 0..0;
+        let mut data = pos..pos;
         if let Some(len) = self.field(&mut pos, 0x1a)? {
             let Some(end) = pos.checked_add(len).filter(|&end| end <= self.file_len) else {
                 return Ok(false);
             };
             self.load_to(end)?;
-            if (self.loaded.len() as u64) < end {
+            if self.loaded_end() < end {
                 return Ok(false);
             }
-            data = pos as usize..end as usize;
+            data = pos..end;
         }
         Ok(
             match i64::try_from(kind).ok().and_then(RecordType::from_i64) {
                 Some(RecordType::Crc) => self.have_crc && crc == self.crc && data.is_empty(),
-                Some(_) => crc32c::crc32c_append(self.crc, &self.loaded[data]) == crc,
+                Some(_) => crc32c::crc32c_append(self.crc, self.loaded(data)) == crc,
                 None => false,
             },
         )
@@ -332,9 +384,8 @@ impl Decoder {
     /// Reads a protobuf field with one-byte key `key` and a varint value at `pos` (for a
     /// length-delimited field, its length), advancing `pos`; `None` when something else is there.
     fn field(&mut self, pos: &mut u64, key: u8) -> Result<Option<u64>> {
-        let end = pos.saturating_add(11).min(self.file_len);
-        self.load_to(end)?;
-        let bytes = &self.loaded[(*pos as usize).min(self.loaded.len())..];
+        self.load_to(pos.saturating_add(11))?;
+        let bytes = self.loaded_from(*pos);
         if bytes.first() != Some(&key) {
             return Ok(None);
         }
@@ -392,25 +443,42 @@ impl Decoder {
             return self.damaged(true, err);
         };
         self.load_to(frame_end)?;
-        if (self.loaded.len() as u64) < frame_end {
+        if self.loaded_end() < frame_end {
             let err = self.corrupt("file shrank while reading");
             return self.damaged(true, err);
         }
-        let body_start = (off + 8) as usize;
-        let body = &self.loaded[body_start..body_start + len as usize];
+        let body = off + 8..off + 8 + len;
         // Only a damaged frame needs the scan for a zero sector: keep it off the happy path.
-        let torn =
-            |d: &Decoder| has_zero_sector(&d.loaded[body_start..frame_end as usize], off + 8);
-        let record = match walpb::Record::decode(body) {
-            Ok(record) => record,
+        let torn = |d: &Decoder| has_zero_sector(d.loaded(off + 8..frame_end), off + 8);
+        let (kind_number, crc, data) = match parse_record(self.loaded(body.clone())) {
+            Ok(Parsed::Lent {
+                kind,
+                crc,
+                data: in_body,
+            }) => {
+                let at = self.window_index(body.start);
+                self.last_data = LastData::Window(at + in_body.start..at + in_body.end);
+                (
+                    kind,
+                    crc,
+                    self.loaded(body.start + in_body.start as u64..body.start + in_body.end as u64),
+                )
+            }
+            Ok(Parsed::Owned(record)) => {
+                self.owned_data = record.data.unwrap_or_default();
+                self.last_data = LastData::Owned;
+                (
+                    record.r#type.unwrap_or(0),
+                    record.crc.unwrap_or(0),
+                    self.owned_data.as_slice(),
+                )
+            }
             Err(e) => {
                 let err = self.corrupt(format!("undecodable record: {e}"));
                 return self.damaged(torn(self), err);
             }
         };
-        let data = record.data.unwrap_or_default();
-        let crc = record.crc.unwrap_or(0);
-        let kind = RecordType::from_i64(record.r#type.unwrap_or(0));
+        let kind = RecordType::from_i64(kind_number);
         let running = if kind == Some(RecordType::Crc) {
             if self.have_crc && crc != self.crc {
                 return Err(Error::CrcMismatch {
@@ -420,7 +488,7 @@ impl Decoder {
             }
             crc
         } else {
-            let running = crc32c::crc32c_append(self.crc, &data);
+            let running = crc32c::crc32c_append(self.crc, data);
             if running != crc {
                 let err = Error::CrcMismatch {
                     file: self.segments[self.current].path.clone(),
@@ -431,10 +499,7 @@ impl Decoder {
             running
         };
         let Some(kind) = kind else {
-            return Err(self.corrupt(format!(
-                "unknown record type {}",
-                record.r#type.unwrap_or(0)
-            )));
+            return Err(self.corrupt(format!("unknown record type {kind_number}")));
         };
         self.crc = running;
         self.have_crc = true;
@@ -443,11 +508,77 @@ impl Decoder {
         Ok(Step::Record(DecodedRecord {
             kind,
             crc,
-            data,
             segment: self.current,
             offset: off,
         }))
     }
+}
+
+/// A record body, parsed.
+enum Parsed {
+    /// In the layout every etcd writer produces; `data` indexes the body.
+    Lent {
+        kind: i64,
+        crc: u32,
+        data: Range<usize>,
+    },
+    /// Any other valid protobuf encoding, decoded in full.
+    Owned(walpb::Record),
+}
+
+/// Parses a `walpb.Record` body. The layout every etcd writer (and raftwal) produces, fields
+/// `type`, `crc`, then optionally `data`, each once, is read in place so the data is lent rather
+/// than copied; any other encoding goes through prost, which accepts exactly what etcd's
+/// generated code does (fields in any order, repeated, unknown).
+fn parse_record(body: &[u8]) -> std::result::Result<Parsed, prost::DecodeError> {
+    if let Some(parsed) = parse_canonical(body) {
+        return Ok(parsed);
+    }
+    walpb::Record::decode(body).map(Parsed::Owned)
+}
+
+/// The fast path of [`parse_record`]: `None` unless `body` is exactly key 1 with a one-byte
+/// varint, key 2 with a varint that fits 32 bits, and optionally key 3 with data running to the
+/// end of the body. Within those limits prost would decode the same values.
+fn parse_canonical(body: &[u8]) -> Option<Parsed> {
+    let [0x08, kind, 0x10, rest @ ..] = body else {
+        return None;
+    };
+    if *kind >= 0x80 {
+        return None;
+    }
+    let (crc, used) = short_varint(rest)?;
+    let crc = u32::try_from(crc).ok()?;
+    let mut pos = 3 + used;
+    let data = match body[pos..] {
+        [] => pos..pos,
+        [0x1a, ref tail @ ..] => {
+            let (len, used) = short_varint(tail)?;
+            pos += 1 + used;
+            if body.len() - pos != usize::try_from(len).ok()? {
+                return None;
+            }
+            pos..body.len()
+        }
+        _ => return None,
+    };
+    Some(Parsed::Lent {
+        kind: i64::from(*kind),
+        crc,
+        data,
+    })
+}
+
+/// A varint of at most five bytes at the start of `bytes`, and its length.
+fn short_varint(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (i, &b) in bytes.iter().take(5).enumerate() {
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
 }
 
 /// Whether any sector-aligned chunk of `bytes` (which start at file offset `file_offset`) is all
@@ -469,6 +600,78 @@ pub(crate) fn has_zero_sector(bytes: &[u8], file_offset: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// What a parse yields, for comparison with prost: type, crc and data.
+    fn values(body: &[u8]) -> Option<(i64, u32, Vec<u8>)> {
+        match parse_record(body).ok()? {
+            Parsed::Lent { kind, crc, data } => Some((kind, crc, body[data].to_vec())),
+            Parsed::Owned(r) => Some((
+                r.r#type.unwrap_or(0),
+                r.crc.unwrap_or(0),
+                r.data.unwrap_or_default(),
+            )),
+        }
+    }
+
+    fn prost_values(body: &[u8]) -> Option<(i64, u32, Vec<u8>)> {
+        let r = walpb::Record::decode(body).ok()?;
+        Some((
+            r.r#type.unwrap_or(0),
+            r.crc.unwrap_or(0),
+            r.data.unwrap_or_default(),
+        ))
+    }
+
+    #[test]
+    fn records_as_etcd_writes_them_are_lent_not_copied() {
+        for data in [None, Some(vec![]), Some(vec![7u8; 300])] {
+            let body = prost::Message::encode_to_vec(&walpb::Record {
+                r#type: Some(2),
+                crc: Some(u32::MAX),
+                data: data.clone(),
+            });
+            let Some(Parsed::Lent {
+                kind,
+                crc,
+                data: range,
+            }) = parse_canonical(&body)
+            else {
+                panic!("canonical record {body:02x?} not lent");
+            };
+            assert_eq!((kind, crc), (2, u32::MAX));
+            assert_eq!(body[range].to_vec(), data.unwrap_or_default());
+        }
+    }
+
+    #[test]
+    fn other_encodings_decode_as_prost_does() {
+        // Fields reversed, a repeated crc (the last wins) and an unknown field.
+        let body = [
+            0x1a, 0x01, 0xaa, 0x10, 0x05, 0x08, 0x02, 0x10, 0x06, 0x20, 0x01,
+        ];
+        assert!(parse_canonical(&body).is_none());
+        assert_eq!(values(&body), Some((2, 6, vec![0xaa])));
+    }
+
+    proptest! {
+        #[test]
+        fn any_body_parses_exactly_as_prost_decodes_it(
+            body in prop::collection::vec(any::<u8>(), 0..40),
+        ) {
+            prop_assert_eq!(values(&body), prost_values(&body));
+        }
+
+        #[test]
+        fn any_valid_record_parses_exactly_as_prost_decodes_it(
+            kind in prop::option::of(any::<i64>()),
+            crc in prop::option::of(any::<u32>()),
+            data in prop::option::of(prop::collection::vec(any::<u8>(), 0..200)),
+        ) {
+            let body = prost::Message::encode_to_vec(&walpb::Record { r#type: kind, crc, data });
+            prop_assert_eq!(values(&body), prost_values(&body));
+        }
+    }
 
     #[test]
     fn zero_sector_is_found_at_absolute_sector_boundaries() {

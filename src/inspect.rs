@@ -67,7 +67,7 @@ impl Iterator for RawRecords {
                 offset: record.offset,
                 kind: record.kind,
                 crc: record.crc,
-                data: record.data,
+                data: self.decoder.last_data().to_vec(),
             })),
             Ok(Step::End(End::Clean)) => {
                 self.done = true;

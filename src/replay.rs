@@ -12,6 +12,7 @@ use raft_proto::eraftpb::{Entry, HardState};
 use crate::decoder::{DecodedRecord, Decoder, End, Step};
 use crate::encoder::Encoder;
 use crate::error::{Error, IoContext as _, Result};
+use crate::fs::WalFile;
 use crate::observe;
 use crate::record::{decode_entry, decode_hard_state, RecordType, WalSnapshot};
 use crate::wal::{Options, Wal};
@@ -149,23 +150,24 @@ impl Replay<'_> {
                 }
             };
             let path = || decoder.segments()[record.segment].path.clone();
+            let data = decoder.last_data();
             match record.kind {
                 RecordType::Crc => continue,
                 RecordType::Metadata => {
                     if let Some(known) = &self.wal.metadata {
-                        if known != &record.data {
+                        if known != data {
                             return Err(Error::MetadataConflict {
                                 file: path(),
                                 offset: record.offset,
                             });
                         }
                     }
-                    self.wal.metadata = Some(record.data.clone());
-                    return Ok(Some(LogRecord::Metadata(record.data)));
+                    self.wal.metadata = Some(data.to_vec());
+                    return Ok(Some(LogRecord::Metadata(data.to_vec())));
                 }
                 RecordType::Entry => {
-                    let entry = decode_entry(&record.data)
-                        .map_err(|reason| corrupt(path(), &record, reason))?;
+                    let entry =
+                        decode_entry(data).map_err(|reason| corrupt(path(), &record, reason))?;
                     let start = self.wal.start.index;
                     if entry.index > start {
                         if entry.index > self.last_index + 1 {
@@ -182,13 +184,13 @@ impl Replay<'_> {
                     return Ok(Some(LogRecord::Entry(entry)));
                 }
                 RecordType::State => {
-                    let state = decode_hard_state(&record.data)
+                    let state = decode_hard_state(data)
                         .map_err(|reason| corrupt(path(), &record, reason))?;
                     self.wal.hard_state = state.clone();
                     return Ok(Some(LogRecord::HardState(state)));
                 }
                 RecordType::Snapshot => {
-                    let snap = WalSnapshot::decode(&record.data)
+                    let snap = WalSnapshot::decode(data)
                         .map_err(|reason| corrupt(path(), &record, reason))?;
                     let start = &self.wal.start;
                     if snap.index == start.index {
@@ -261,8 +263,7 @@ fn prepare_tail(wal: &mut Wal, decoder: &Decoder) -> Result<()> {
     let len = file
         .len()
         .ctx(|| format!("reading the size of {}", path.display()))?;
-    file.write_all_at(decoder.valid_bytes(), 0)
-        .ctx(|| format!("rewriting {}", path.display()))?;
+    rewrite_prefix(file.as_ref(), offset).ctx(|| format!("rewriting {}", path.display()))?;
     observe::tail_zeroed(&path, offset, len);
     if len > offset {
         file.set_len(offset)
@@ -279,6 +280,27 @@ fn prepare_tail(wal: &mut Wal, decoder: &Decoder) -> Result<()> {
             .ctx(|| format!("syncing {}", dir.display()))?;
     }
     wal.encoder = Some(Encoder::new(file, offset, decoder.crc()));
+    Ok(())
+}
+
+/// Writes bytes `[0, len)` of `file` back in place, as read now: the frames the decoder just
+/// validated, since the tail segment is locked and nothing else writes it.
+fn rewrite_prefix(file: &dyn WalFile, len: u64) -> std::io::Result<()> {
+    const CHUNK: u64 = 4 << 20;
+    let mut buf = vec![0u8; CHUNK.min(len) as usize];
+    let mut pos = 0u64;
+    while pos < len {
+        let want = (len - pos).min(CHUNK) as usize;
+        let n = file.read_at(&mut buf[..want], pos)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the locked tail segment shrank while it was opened",
+            ));
+        }
+        file.write_all_at(&buf[..n], pos)?;
+        pos += n as u64;
+    }
     Ok(())
 }
 
@@ -318,14 +340,14 @@ pub fn valid_snapshot_entries_with(
     let mut state = HardState::default();
     while let Step::Record(record) = decoder.next_record()? {
         let path = || decoder.segments()[record.segment].path.clone();
+        let data = decoder.last_data();
         match record.kind {
             RecordType::Snapshot => snapshots.push(
-                WalSnapshot::decode(&record.data)
-                    .map_err(|reason| corrupt(path(), &record, reason))?,
+                WalSnapshot::decode(data).map_err(|reason| corrupt(path(), &record, reason))?,
             ),
             RecordType::State => {
-                state = decode_hard_state(&record.data)
-                    .map_err(|reason| corrupt(path(), &record, reason))?
+                state =
+                    decode_hard_state(data).map_err(|reason| corrupt(path(), &record, reason))?
             }
             _ => {}
         }

@@ -1,7 +1,9 @@
-//! Streaming replay holds at most about one segment in memory, however long the log is.
+//! Streaming replay holds a window of a few MiB in memory, however long the log and however
+//! large its segments.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use raftwal::eraftpb::{Entry, HardState};
 use raftwal::{LogRecord, Options, Wal, WalSnapshot};
@@ -28,16 +30,17 @@ unsafe impl GlobalAlloc for Tracking {
 #[global_allocator]
 static ALLOCATOR: Tracking = Tracking;
 
-const SEGMENT: u64 = 1 << 20;
-const ENTRY: usize = 64 << 10;
-const ENTRIES: u64 = 1024; // 64 MiB of entries
+/// The tests share the heap counters: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
 
-#[test]
-fn replay_memory_is_bounded_by_a_segment_not_the_log() {
+/// Writes `entries` entries of `entry_size` bytes into segments of `segment_size`, then replays
+/// them and returns the replay's heap high-water mark above what was live before it.
+fn replay_peak(segment_size: u64, entry_size: usize, entries: u64) -> usize {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("wal");
     let options = Options {
-        segment_size: SEGMENT,
+        segment_size,
         ..Options::default()
     };
     let mut wal = Wal::create_with(&dir, b"", options.clone()).unwrap();
@@ -45,11 +48,11 @@ fn replay_memory_is_bounded_by_a_segment_not_the_log() {
         term: 1,
         ..Default::default()
     };
-    for index in 1..=ENTRIES {
+    for index in 1..=entries {
         let entry = Entry {
             index,
             term: 1,
-            data: vec![index as u8; ENTRY].into(),
+            data: vec![index as u8; entry_size].into(),
             ..Default::default()
         };
         wal.save(&hs, &[entry]).unwrap();
@@ -69,13 +72,30 @@ fn replay_memory_is_bounded_by_a_segment_not_the_log() {
         }
     }
     let peak = PEAK.load(Ordering::Relaxed) - baseline;
-    assert_eq!(count, ENTRIES);
-    assert_eq!(bytes, ENTRIES as usize * ENTRY);
-    // The whole log is 64 MiB; replay may hold the current segment (1 MiB plus the entry that
-    // crossed it), a decoded record and its entry: allow 8 segments' worth.
+    assert_eq!(count, entries);
+    assert_eq!(bytes, entries as usize * entry_size);
+    peak
+}
+
+#[test]
+fn replay_memory_is_bounded_by_a_segment_not_the_log() {
+    const SEGMENT: u64 = 1 << 20;
+    // 64 MiB of entries in 1 MiB segments. Replay may hold the current segment (plus the entry
+    // that crossed it), a decoded record and its entry: allow 8 segments' worth.
+    let peak = replay_peak(SEGMENT, 64 << 10, 1024);
     assert!(
         peak < 8 * SEGMENT as usize,
-        "replaying {} MiB peaked at {peak} bytes of heap",
-        bytes >> 20
+        "replaying 64 MiB peaked at {peak} bytes of heap"
+    );
+}
+
+#[test]
+fn replay_memory_does_not_grow_with_the_segment_size() {
+    // 32 MiB of entries in one preallocated 64 MiB segment: replay reads it through a window of
+    // a few MiB (one read chunk plus the frame in progress), not the whole segment.
+    let peak = replay_peak(64 << 20, 64 << 10, 512);
+    assert!(
+        peak < 8 << 20,
+        "replaying a 64 MiB segment peaked at {peak} bytes of heap"
     );
 }
