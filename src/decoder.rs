@@ -20,9 +20,6 @@ use crate::record::{walpb, RecordType};
 /// the disk reads back as zeros (in a preallocated or extended file).
 const SECTOR_SIZE: u64 = 512;
 
-/// Segments are read in chunks of this size (a few large reads rather than one per record).
-const READ_CHUNK: usize = 4 << 20;
-
 /// The low 56 bits of a length word hold the record length.
 const LENGTH_MASK: u64 = (1 << 56) - 1;
 
@@ -90,6 +87,7 @@ pub(crate) struct Decoder {
     filled: usize,
     last_data: LastData,
     owned_data: Vec<u8>,
+    read_size: usize,
     file_len: u64,
     /// Offset just past the last valid frame of the current segment.
     offset: u64,
@@ -102,10 +100,12 @@ pub(crate) struct Decoder {
 }
 
 impl Decoder {
-    /// A decoder over `segments`; the CRC chain is adopted from the first crc record.
-    pub(crate) fn new(segments: Vec<SegmentSource>) -> Result<Decoder> {
+    /// A decoder over `segments`, reading `read_size` bytes at a time (a few large reads rather
+    /// than one per record); the CRC chain is adopted from the first crc record.
+    pub(crate) fn new(segments: Vec<SegmentSource>, read_size: usize) -> Result<Decoder> {
         let mut decoder = Decoder {
             segments,
+            read_size,
             current: 0,
             window: Vec::new(),
             window_start: 0,
@@ -129,10 +129,8 @@ impl Decoder {
 
     /// A decoder over every segment in `dir`, opened read-only; their sequence numbers must
     /// increase by one.
-    pub(crate) fn open_dir(
-        fs: &dyn crate::fs::FileSystem,
-        dir: &std::path::Path,
-    ) -> Result<Decoder> {
+    pub(crate) fn open_dir(options: &crate::Options, dir: &std::path::Path) -> Result<Decoder> {
+        let fs = options.file_system.as_ref();
         let names = crate::segment::list_segments(fs, dir)?;
         crate::segment::check_contiguous(&names)?;
         let mut sources = Vec::with_capacity(names.len());
@@ -147,7 +145,7 @@ impl Decoder {
                 file,
             });
         }
-        Decoder::new(sources)
+        Decoder::new(sources, options.replay_read_size)
     }
 
     /// The segments being read.
@@ -232,7 +230,7 @@ impl Decoder {
         // Fill the window to a chunk, or to the end of a frame larger than that; grow it only
         // to what is needed (doubling would leave a window twice the largest frame).
         let target = ((end - self.window_start) as usize)
-            .max(READ_CHUNK)
+            .max(self.read_size)
             .min((self.file_len - self.window_start) as usize);
         if self.window.len() < target {
             self.window.reserve_exact(target - self.window.len());

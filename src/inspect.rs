@@ -48,7 +48,7 @@ pub fn raw_records(dir: impl AsRef<Path>) -> Result<RawRecords> {
 pub fn raw_records_with(dir: impl AsRef<Path>, options: Options) -> Result<RawRecords> {
     let dir = dir.as_ref();
     Ok(RawRecords {
-        decoder: Decoder::open_dir(options.file_system.as_ref(), dir)?,
+        decoder: Decoder::open_dir(&options, dir)?,
         done: false,
     })
 }

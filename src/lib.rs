@@ -66,7 +66,7 @@ pub use replay::{
 pub use segment::{SegmentName, DEFAULT_SEGMENT_SIZE};
 pub use snap::{decode_snap_file, encode_snap_file, SnapName, Snapshotter};
 pub use storage::{storage_exists, Restored, Storage, StorageOptions, SNAP_DIR, WAL_DIR};
-pub use wal::{exists, Options, Wal};
+pub use wal::{exists, Options, Wal, DEFAULT_REPLAY_READ_SIZE};
 
 /// The raft types the log stores, re-exported from raft-proto.
 pub use raft_proto::eraftpb;

@@ -51,11 +51,14 @@ pub fn repair_with(dir: impl AsRef<Path>, options: Options) -> Result<Option<Rep
     {
         return Err(Error::Locked { file: path });
     }
-    let mut decoder = Decoder::new(vec![SegmentSource {
-        name: last.file_name.clone(),
-        path: path.clone(),
-        file: file.clone(),
-    }])?;
+    let mut decoder = Decoder::new(
+        vec![SegmentSource {
+            name: last.file_name.clone(),
+            path: path.clone(),
+            file: file.clone(),
+        }],
+        options.replay_read_size,
+    )?;
     loop {
         match decoder.next_record() {
             Ok(Step::Record(_)) => continue,

@@ -335,7 +335,7 @@ pub fn valid_snapshot_entries_with(
     options: Options,
 ) -> Result<Vec<WalSnapshot>> {
     let dir = dir.as_ref();
-    let mut decoder = Decoder::open_dir(options.file_system.as_ref(), dir)?;
+    let mut decoder = Decoder::open_dir(&options, dir)?;
     let mut snapshots = Vec::new();
     let mut state = HardState::default();
     while let Step::Record(record) = decoder.next_record()? {

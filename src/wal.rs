@@ -17,6 +17,9 @@ use crate::observe;
 use crate::record::{is_empty_hard_state, must_sync, RecordType, WalSnapshot};
 use crate::segment::{self, FilePipeline, SegmentName, DEFAULT_SEGMENT_SIZE};
 
+/// The default [`Options::replay_read_size`].
+pub const DEFAULT_REPLAY_READ_SIZE: usize = 1 << 20;
+
 /// How a log is stored. `Options::default()` is etcd's configuration on the real file system.
 #[derive(Clone)]
 pub struct Options {
@@ -28,6 +31,11 @@ pub struct Options {
     /// Off, segments are prepared when a cut needs one, which keeps the order of I/O calls
     /// deterministic for fault-injection tests.
     pub prepare_segments_in_background: bool,
+    /// Bytes read from a segment per call when the log is read back. Replay holds this much
+    /// plus the largest record in memory; the default of 1 MiB fits the CPU caches, so checking
+    /// and decoding a record reads bytes the kernel has just copied (W4 in `benches/compare`:
+    /// 0.6x `cat`, against 0.45x with 4 MiB). Any size reads the same records.
+    pub replay_read_size: usize,
 }
 
 impl Default for Options {
@@ -36,6 +44,7 @@ impl Default for Options {
             segment_size: DEFAULT_SEGMENT_SIZE,
             file_system: Arc::new(RealFs),
             prepare_segments_in_background: true,
+            replay_read_size: DEFAULT_REPLAY_READ_SIZE,
         }
     }
 }
@@ -49,6 +58,7 @@ impl fmt::Debug for Options {
                 "prepare_segments_in_background",
                 &self.prepare_segments_in_background,
             )
+            .field("replay_read_size", &self.replay_read_size)
             .finish()
     }
 }
@@ -304,7 +314,10 @@ impl Wal {
                 file,
             });
         }
-        let decoder = Decoder::new(segments.iter().map(LockedSegment::source).collect())?;
+        let decoder = Decoder::new(
+            segments.iter().map(LockedSegment::source).collect(),
+            options.replay_read_size,
+        )?;
         let pipeline = write.then(|| {
             FilePipeline::start(
                 fs.clone(),

@@ -10,6 +10,7 @@ fn small_segments() -> Options {
         segment_size: 4096,
         file_system: Arc::new(RealFs),
         prepare_segments_in_background: false,
+        ..Options::default()
     }
 }
 

@@ -20,6 +20,9 @@ fn options(fs: &SimFs) -> Options {
         segment_size: 4096,
         file_system: Arc::new(fs.clone()),
         prepare_segments_in_background: false,
+        // Small and out of step with sectors and frames, so the read window slides across
+        // every kind of damage the sweeps make.
+        replay_read_size: 100,
     }
 }
 

@@ -9,12 +9,19 @@ use raftwal::{Options, WalSnapshot};
 
 pub const DIR: &str = "/wal";
 
-pub fn options(fs: &SimFs) -> Options {
+pub fn options(fs: &SimFs, replay_read_size: usize) -> Options {
     Options {
         segment_size: 4096,
         file_system: Arc::new(fs.clone()),
         prepare_segments_in_background: false,
+        replay_read_size,
     }
+}
+
+/// A read size for an input of `len` bytes: mostly smaller than a frame and out of step with
+/// sectors, so the read window slides across whatever the input holds.
+pub fn read_size_for(len: usize) -> usize {
+    1 + len % 521
 }
 
 /// A simulated disk holding `segments` (file name, bytes) in [`DIR`].
@@ -28,26 +35,33 @@ pub fn disk(segments: &[(String, &[u8])]) -> SimFs {
     fs
 }
 
-/// Every reader over the disk: none may panic, whatever the bytes; a repaired log must open.
-pub fn read_everything(fs: &SimFs) {
+/// Every reader over the disk, reading `read_size` bytes at a time: none may panic, whatever
+/// the bytes; a repaired log must open; read_all must find exactly what it finds with the
+/// default read size.
+pub fn read_everything(fs: &SimFs, read_size: usize) {
     let snap = WalSnapshot::default();
-    if let Ok(records) = raftwal::inspect::raw_records_with(DIR, options(fs)) {
+    let opts = |fs: &SimFs| options(fs, read_size);
+    if let Ok(records) = raftwal::inspect::raw_records_with(DIR, opts(fs)) {
         for record in records {
             if record.is_err() {
                 break;
             }
         }
     }
-    if let Ok(mut wal) = raftwal::Wal::open_for_read_with(DIR, &snap, options(fs)) {
-        let _ = wal.read_all();
-    }
-    let _ = raftwal::verify_with(DIR, &snap, options(fs));
-    let _ = raftwal::valid_snapshot_entries_with(DIR, options(fs));
-    let written = raftwal::Wal::open_with(DIR, &snap, options(fs)).and_then(|mut w| w.read_all());
+    let read = |size| {
+        raftwal::Wal::open_for_read_with(DIR, &snap, options(fs, size))
+            .and_then(|mut wal| wal.read_all())
+    };
+    let windowed = format!("{:?}", read(read_size));
+    let whole = format!("{:?}", read(raftwal::DEFAULT_REPLAY_READ_SIZE));
+    assert_eq!(windowed, whole, "read size {read_size} changed what was read");
+    let _ = raftwal::verify_with(DIR, &snap, opts(fs));
+    let _ = raftwal::valid_snapshot_entries_with(DIR, opts(fs));
+    let written = raftwal::Wal::open_with(DIR, &snap, opts(fs)).and_then(|mut w| w.read_all());
     if let Err(raftwal::Error::TornTail { .. }) = written {
         // Only a torn tail is repairable, and after the repair the log must read cleanly.
-        if let Ok(Some(_)) = raftwal::repair_with(DIR, options(fs)) {
-            let mut wal = raftwal::Wal::open_with(DIR, &snap, options(fs)).expect("reopen");
+        if let Ok(Some(_)) = raftwal::repair_with(DIR, opts(fs)) {
+            let mut wal = raftwal::Wal::open_with(DIR, &snap, opts(fs)).expect("reopen");
             if let Err(e) = wal.read_all() {
                 assert!(
                     !matches!(e, raftwal::Error::TornTail { .. }),

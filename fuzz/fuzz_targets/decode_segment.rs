@@ -9,5 +9,5 @@ mod common;
 
 fuzz_target!(|data: &[u8]| {
     let fs = common::disk(&[("0000000000000000-0000000000000000.wal".to_string(), data)]);
-    common::read_everything(&fs);
+    common::read_everything(&fs, common::read_size_for(data.len()));
 });

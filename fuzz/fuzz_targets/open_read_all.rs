@@ -27,5 +27,5 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let fs = common::disk(&segments);
-    common::read_everything(&fs);
+    common::read_everything(&fs, common::read_size_for(data.len()));
 });

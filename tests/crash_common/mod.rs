@@ -21,6 +21,7 @@ pub fn options(fs: &SimFs) -> Options {
         segment_size: SEGMENT_SIZE,
         file_system: Arc::new(fs.clone()),
         prepare_segments_in_background: false,
+        ..Options::default()
     }
 }
 

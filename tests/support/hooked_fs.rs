@@ -54,6 +54,7 @@ impl HookedFs {
             segment_size,
             file_system: Arc::new(self.clone()),
             prepare_segments_in_background: false,
+            ..Options::default()
         }
     }
 
