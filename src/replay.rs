@@ -44,7 +44,8 @@ pub struct Recovered {
 }
 
 /// Streams the records of a log in log order, checking them as [`Wal::read_all`] does, with
-/// memory bounded by one segment. Obtained from [`Wal::replay`].
+/// memory bounded by [`Options::replay_read_size`] plus the largest record. Obtained from
+/// [`Wal::replay`].
 ///
 /// When it has yielded its last record without error, a log opened for writing is ready to
 /// append.

@@ -1,7 +1,7 @@
 //! `raftwal dump`: the log as raft sees it (entries after overwrites, then the HardState), or
 //! with `--raw` every record as stored.
 //!
-//! The log is read twice so that memory stays bounded by a segment however long the log is:
+//! The log is read twice so that memory stays bounded however long the log is:
 //! the first pass learns which entry records survive later overwrites (as runs of consecutive
 //! records, a handful of numbers per overwrite), the second prints exactly those.
 
