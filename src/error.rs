@@ -147,6 +147,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// [`crate::repair_at`] was given an offset where the last segment's damage does not
+    /// start; nothing was changed.
+    #[error("the damage in {file} is not at offset {offset} ({}); nothing was changed", match damage { Some(at) => format!("it starts at {at}"), None => "the segment reads cleanly".to_string() })]
+    NoDamageThere {
+        /// The last segment.
+        file: PathBuf,
+        /// The offset asked for.
+        offset: u64,
+        /// Where its first damaged frame starts, if it has one.
+        damage: Option<u64>,
+    },
+
     /// `repair` found damage that is not a torn tail of the last segment.
     #[error("not repairable: {source}")]
     NotRepairable {

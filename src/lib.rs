@@ -58,7 +58,7 @@ pub use commit::{Completion, SharedWal, SyncPolicy};
 pub use error::{Error, Result};
 pub use raft_storage::RaftStorage;
 pub use record::{is_empty_hard_state, must_sync, walpb, RecordType, WalSnapshot};
-pub use repair::{repair, repair_with, Repaired};
+pub use repair::{repair, repair_at, repair_at_with, repair_with, Repaired};
 pub use replay::{
     apply_entry, valid_snapshot_entries, valid_snapshot_entries_with, verify, verify_with,
     LogRecord, Recovered, Replay,

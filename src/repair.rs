@@ -3,9 +3,11 @@
 //! damage is refused.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::decoder::{Decoder, End, SegmentSource, Step};
 use crate::error::{Error, IoContext as _, Result};
+use crate::fs::WalFile;
 use crate::observe;
 use crate::segment;
 use crate::wal::Options;
@@ -34,31 +36,8 @@ pub fn repair(dir: impl AsRef<Path>) -> Result<Option<Repaired>> {
 /// [`repair`] with explicit options.
 pub fn repair_with(dir: impl AsRef<Path>, options: Options) -> Result<Option<Repaired>> {
     let dir = dir.as_ref();
-    let fs = options.file_system.as_ref();
-    let names = segment::list_segments(fs, dir)?;
-    let last = names.last().ok_or_else(|| Error::SegmentNotFound {
-        dir: dir.to_path_buf(),
-        index: 0,
-    })?;
-    let path = dir.join(&last.file_name);
-    let file = fs
-        .open_file(&path, true)
-        .ctx(|| format!("opening {}", path.display()))?;
-    // A writer holding the log would keep appending over what we cut: refuse instead.
-    if !file
-        .try_lock()
-        .ctx(|| format!("locking {}", path.display()))?
-    {
-        return Err(Error::Locked { file: path });
-    }
-    let mut decoder = Decoder::new(
-        vec![SegmentSource {
-            name: last.file_name.clone(),
-            path: path.clone(),
-            file: file.clone(),
-        }],
-        options.replay_read_size,
-    )?;
+    let last = LastSegment::lock(dir, &options)?;
+    let mut decoder = last.decoder(&options)?;
     loop {
         match decoder.next_record() {
             Ok(Step::Record(_)) => continue,
@@ -73,47 +52,130 @@ pub fn repair_with(dir: impl AsRef<Path>, options: Options) -> Result<Option<Rep
             }
         }
     }
-    let offset = decoder.last_valid_offset();
-    let old_len = file
-        .len()
-        .ctx(|| format!("reading the size of {}", path.display()))?;
+    last.cut_at(dir, &options, decoder.last_valid_offset())
+        .map(Some)
+}
 
-    // Keep the evidence first, durably, then cut: a crash in between leaves the segment as it
-    // was (still torn, still repairable) plus a complete copy.
-    let mut broken_name = last.file_name.clone();
-    broken_name.push_str(".broken");
-    let broken_copy = dir.join(broken_name);
-    let copy = fs
-        .create_file(&broken_copy)
-        .ctx(|| format!("creating {}", broken_copy.display()))?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut pos = 0u64;
-    while pos < old_len {
-        let n = file
-            .read_at(&mut buf, pos)
-            .ctx(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
+/// Cuts the last segment of `dir` at its first damaged frame, discarding everything after it,
+/// for damage that [`repair`] refuses because it may hide acknowledged data (a zeroed length
+/// word in front of an intact record, see `docs/DURABILITY.md`): the operator decides that what
+/// follows is lost. `offset` confirms the decision: it must be where the damage starts, the
+/// offset of the [`Error::Corrupt`] or [`Error::CrcMismatch`] in that segment (or of a torn
+/// tail); anything else is [`Error::NoDamageThere`] and changes nothing. The segment is first
+/// kept as `<file>.broken`.
+pub fn repair_at(dir: impl AsRef<Path>, offset: u64) -> Result<Repaired> {
+    repair_at_with(dir, offset, Options::default())
+}
+
+/// [`repair_at`] with explicit options.
+pub fn repair_at_with(dir: impl AsRef<Path>, offset: u64, options: Options) -> Result<Repaired> {
+    let dir = dir.as_ref();
+    let last = LastSegment::lock(dir, &options)?;
+    let mut decoder = last.decoder(&options)?;
+    let damage = loop {
+        match decoder.next_record() {
+            Ok(Step::Record(_)) => continue,
+            Ok(Step::End(End::Clean)) => break None,
+            Ok(Step::End(End::Torn)) => break Some(decoder.last_valid_offset()),
+            Err(e @ (Error::Io { .. } | Error::DiskFull { .. })) => return Err(e),
+            Err(_) => break Some(decoder.last_valid_offset()),
         }
-        copy.write_all_at(&buf[..n], pos)
-            .ctx(|| format!("writing {}", broken_copy.display()))?;
-        pos += n as u64;
+    };
+    if damage != Some(offset) {
+        return Err(Error::NoDamageThere {
+            file: last.path,
+            offset,
+            damage,
+        });
     }
-    copy.sync_all()
-        .ctx(|| format!("syncing {}", broken_copy.display()))?;
-    fs.sync_dir(dir)
-        .ctx(|| format!("syncing {}", dir.display()))?;
+    last.cut_at(dir, &options, offset)
+}
 
-    file.set_len(offset)
-        .ctx(|| format!("truncating {}", path.display()))?;
-    file.sync_all()
-        .ctx(|| format!("syncing {}", path.display()))?;
-    let _ = file.unlock();
-    observe::repaired(&path, offset, old_len, &broken_copy);
-    Ok(Some(Repaired {
-        file: path,
-        offset,
-        old_len,
-        broken_copy,
-    }))
+/// The last segment of a log, open for writing and locked against writers.
+struct LastSegment {
+    name: String,
+    path: PathBuf,
+    file: Arc<dyn WalFile>,
+}
+
+impl LastSegment {
+    fn lock(dir: &Path, options: &Options) -> Result<LastSegment> {
+        let fs = options.file_system.as_ref();
+        let names = segment::list_segments(fs, dir)?;
+        let last = names.last().ok_or_else(|| Error::SegmentNotFound {
+            dir: dir.to_path_buf(),
+            index: 0,
+        })?;
+        let path = dir.join(&last.file_name);
+        let file = fs
+            .open_file(&path, true)
+            .ctx(|| format!("opening {}", path.display()))?;
+        // A writer holding the log would keep appending over what we cut: refuse instead.
+        if !file
+            .try_lock()
+            .ctx(|| format!("locking {}", path.display()))?
+        {
+            return Err(Error::Locked { file: path });
+        }
+        Ok(LastSegment {
+            name: last.file_name.clone(),
+            path,
+            file,
+        })
+    }
+
+    fn decoder(&self, options: &Options) -> Result<Decoder> {
+        Decoder::new(
+            vec![SegmentSource {
+                name: self.name.clone(),
+                path: self.path.clone(),
+                file: self.file.clone(),
+            }],
+            options.replay_read_size,
+        )
+    }
+
+    /// Keeps the evidence first, durably, then cuts: a crash in between leaves the segment as
+    /// it was (still damaged, still repairable) plus a complete copy.
+    fn cut_at(self, dir: &Path, options: &Options, offset: u64) -> Result<Repaired> {
+        let fs = options.file_system.as_ref();
+        let (path, file) = (&self.path, &self.file);
+        let old_len = file
+            .len()
+            .ctx(|| format!("reading the size of {}", path.display()))?;
+        let broken_copy = dir.join(format!("{}.broken", self.name));
+        let copy = fs
+            .create_file(&broken_copy)
+            .ctx(|| format!("creating {}", broken_copy.display()))?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut pos = 0u64;
+        while pos < old_len {
+            let n = file
+                .read_at(&mut buf, pos)
+                .ctx(|| format!("reading {}", path.display()))?;
+            if n == 0 {
+                break;
+            }
+            copy.write_all_at(&buf[..n], pos)
+                .ctx(|| format!("writing {}", broken_copy.display()))?;
+            pos += n as u64;
+        }
+        copy.sync_all()
+            .ctx(|| format!("syncing {}", broken_copy.display()))?;
+        fs.sync_dir(dir)
+            .ctx(|| format!("syncing {}", dir.display()))?;
+
+        file.set_len(offset)
+            .ctx(|| format!("truncating {}", path.display()))?;
+        file.sync_all()
+            .ctx(|| format!("syncing {}", path.display()))?;
+        let _ = file.unlock();
+        observe::repaired(path, offset, old_len, &broken_copy);
+        Ok(Repaired {
+            file: self.path,
+            offset,
+            old_len,
+            broken_copy,
+        })
+    }
 }

@@ -120,6 +120,11 @@ fn repair_refuses_corruption_in_the_middle_of_the_log() {
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
     assert!(run.stderr.contains("not repairable"), "{}", run.stderr);
     assert!(run.stderr.contains(&format!("offset {offset}")));
+    assert!(
+        !run.stderr.contains("--truncate-at"),
+        "the override only cuts the last segment: {}",
+        run.stderr
+    );
     assert_eq!(snapshot_files(&dir), before, "nothing may change");
 }
 
@@ -280,4 +285,51 @@ fn help_documents_the_exit_codes() {
     assert!(run.stdout.contains("Exit codes:"), "{}", run.stdout);
     assert!(run.stdout.contains("3  the log ends in a torn write"));
     assert!(run.stdout.contains("4  the log is corrupt"));
+}
+
+#[test]
+fn repair_truncate_at_cuts_corruption_at_the_offset_the_refusal_names() {
+    let (_parent, dir) = new_log(60);
+    let last = raftwal::inspect::segments(&dir).unwrap().len() - 1;
+    let (path, offset) = entry_frame_in_segment(&dir, last);
+    let name = path.file_name().unwrap().to_str().unwrap().to_string();
+    let kept = raftwal::inspect::raw_records(&dir)
+        .unwrap()
+        .map(|r| r.unwrap())
+        .filter(|r| r.kind == raftwal::RecordType::Entry && (r.file < name || r.offset < offset))
+        .count();
+    flip_byte(&path, offset + 40);
+    let refused = raftwal(["repair".as_ref(), dir.as_os_str()]);
+    assert_eq!(refused.code, 4, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(&format!("--truncate-at {offset}")),
+        "the refusal names the override: {}",
+        refused.stderr
+    );
+
+    let wrong = raftwal([
+        "repair".as_ref(),
+        "--truncate-at".as_ref(),
+        (offset + 8).to_string().as_ref(),
+        dir.as_os_str(),
+    ]);
+    assert_eq!(wrong.code, 1, "{}", wrong.stderr);
+    assert!(
+        wrong.stderr.contains("nothing was changed"),
+        "{}",
+        wrong.stderr
+    );
+
+    let run = raftwal([
+        "repair".as_ref(),
+        "--truncate-at".as_ref(),
+        offset.to_string().as_ref(),
+        dir.as_os_str(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("forced cut"), "{}", run.stdout);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), offset);
+    let mut wal = Wal::open(&dir, &WalSnapshot::default()).unwrap();
+    assert_eq!(wal.read_all().unwrap().entries.len(), kept);
+    assert!(kept < 60);
 }

@@ -332,3 +332,63 @@ fn a_flipped_byte_in_an_earlier_segment_is_a_crc_mismatch_naming_it() {
         "{err:?}"
     );
 }
+
+/// The operator's override: a zeroed length word in front of an intact record (the ambiguous
+/// lost-sector state) is refused by `repair`, and `repair_at` at the offset the error names
+/// cuts it, keeping a copy; the log then opens for writing with everything before the damage.
+#[test]
+fn repair_at_the_reported_offset_cuts_damage_repair_refuses() {
+    let (_parent, dir, (frame, _)) = log_with_five_entries(false);
+    let tail = dir.join(FIRST);
+    let before = fs::read(&tail).unwrap();
+    write_at(&tail, frame, &[0; 8]);
+    let Error::NotRepairable { source } = raftwal::repair(&dir).unwrap_err() else {
+        panic!("repair must refuse a zero word in front of an intact record");
+    };
+    let Error::Corrupt { offset, .. } = *source else {
+        panic!("expected Corrupt, got {source:?}");
+    };
+    assert_eq!(offset, frame);
+
+    let repaired = raftwal::repair_at(&dir, offset).unwrap();
+
+    assert_eq!(
+        (repaired.offset, repaired.old_len),
+        (frame, before.len() as u64)
+    );
+    assert_eq!(fs::metadata(&tail).unwrap().len(), frame);
+    let copy = fs::read(&repaired.broken_copy).unwrap();
+    assert_eq!(&copy[..8], &before[..8]);
+    assert_eq!(copy.len(), before.len());
+    let mut wal = open(&dir, &start()).unwrap();
+    assert_eq!(indexes(&wal.read_all().unwrap().entries), vec![1]);
+    wal.save(&hard_state(1, 1, 2), &[entry(2, 1, b"again")])
+        .unwrap();
+}
+
+/// `repair_at` only cuts where the last segment's damage starts: an offset inside the valid
+/// frames, past the damage, or on a log that reads cleanly changes nothing.
+#[test]
+fn repair_at_refuses_an_offset_that_is_not_where_the_damage_starts() {
+    let (_parent, dir, (frame, frame_end)) = log_with_five_entries(false);
+    let tail = dir.join(FIRST);
+    let clean = raftwal::repair_at(&dir, frame).unwrap_err();
+    assert!(
+        matches!(clean, Error::NoDamageThere { damage: None, offset, .. } if offset == frame),
+        "{clean:?}"
+    );
+    flip_byte(&tail, frame_end - 20);
+    let before = fs::read(&tail).unwrap();
+    for wrong in [0, frame - 8, frame_end] {
+        let err = raftwal::repair_at(&dir, wrong).unwrap_err();
+        assert!(
+            matches!(err, Error::NoDamageThere { damage: Some(at), .. } if at == frame),
+            "offset {wrong}: {err:?}"
+        );
+    }
+    assert!(
+        fs::read(&tail).unwrap() == before,
+        "a refused cut changed the log"
+    );
+    assert!(!dir.join(format!("{FIRST}.broken")).exists());
+}

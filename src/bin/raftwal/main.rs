@@ -57,6 +57,11 @@ enum Command {
         /// Say what would be cut, and change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Cut the last segment at OFFSET even though the damage there is not a torn write:
+        /// the offset a `corrupt` or `CRC mismatch` error names. Everything after it is lost,
+        /// acknowledged or not; the segment is kept as <file>.broken first.
+        #[arg(long, value_name = "OFFSET", conflicts_with = "dry_run")]
+        truncate_at: Option<u64>,
     },
     /// Segments, index ranges, snapshot markers, HardState, locks and free space.
     #[command(after_help = EXIT_CODES)]
@@ -84,7 +89,16 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Dump(args) => dump::run(&args),
         Command::Verify { dir } => verify::run(&dir),
-        Command::Repair { dir, dry_run } => repair::run(&dir, dry_run),
+        Command::Repair {
+            dir,
+            dry_run,
+            truncate_at: None,
+        } => repair::run(&dir, dry_run),
+        Command::Repair {
+            dir,
+            truncate_at: Some(offset),
+            ..
+        } => repair::truncate_at(&dir, offset),
         Command::Stat { dir, json } => stat::run(&dir, json),
         Command::Bench(args) => bench::run(&args),
     };

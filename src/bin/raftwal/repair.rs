@@ -2,6 +2,9 @@
 //! refuses anything else. It first finds the tail with a read-only scan of every segment, so
 //! `--dry-run` says exactly what a repair would cut, and damage before the tail is refused
 //! before anything is touched.
+//!
+//! `--truncate-at OFFSET` is the operator's override for damage repair refuses because it may
+//! hide acknowledged data: it cuts there anyway, once the offset is shown to be a frame end.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -17,7 +20,7 @@ use crate::Outcome;
 pub fn run(dir: &Path, dry_run: bool) -> Outcome {
     let log = LogDir::find(dir)?;
     let mut out = io::stdout();
-    let Some(torn) = find_torn_tail(&log.path).map_err(refusal)? else {
+    let Some(torn) = find_torn_tail(&log.path).map_err(|e| refusal(e, &log.path))? else {
         writeln!(
             out,
             "nothing to repair: {} ends cleanly",
@@ -48,7 +51,7 @@ pub fn run(dir: &Path, dry_run: bool) -> Outcome {
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     let repaired = raftwal::repair(&log.path);
     bar.finish_and_clear();
-    match repaired.map_err(refusal)? {
+    match repaired.map_err(|e| refusal(e, &log.path))? {
         Some(repaired) => writeln!(
             out,
             "repaired: truncated {} at offset {} (cut {} bytes); the original is kept as {}",
@@ -67,16 +70,57 @@ pub fn run(dir: &Path, dry_run: bool) -> Outcome {
     Ok(())
 }
 
-fn refusal(error: Error) -> Failure {
+/// Runs `raftwal repair --truncate-at OFFSET`.
+pub fn truncate_at(dir: &Path, offset: u64) -> Outcome {
+    let log = LogDir::find(dir)?;
+    let repaired = raftwal::repair_at(&log.path, offset).map_err(|e| refusal(e, &log.path))?;
+    writeln!(
+        io::stdout(),
+        "forced cut: truncated {} at offset {} (cut {} bytes, every record after the offset \
+         included); the original is kept as {}",
+        repaired.file.display(),
+        repaired.offset,
+        repaired.old_len.saturating_sub(repaired.offset),
+        repaired.broken_copy.display()
+    )?;
+    Ok(())
+}
+
+/// Whether `file` is the last segment of the log in `dir` (the only one `--truncate-at` cuts).
+fn is_last_segment(dir: &Path, file: &Path) -> bool {
+    raftwal::inspect::segments(dir)
+        .ok()
+        .and_then(|segments| segments.last().map(|s| dir.join(&s.file_name)))
+        .is_some_and(|last| last == file)
+}
+
+fn refusal(error: Error, dir: &Path) -> Failure {
     match error {
-        Error::NotRepairable { source } => Failure::new(
-            CORRUPT,
-            format!(
-                "not repairable: {source}; repair only cuts a torn write (a partly written frame \
-                 at the very end of the last segment), and this is damage of another kind \
-                 (nothing was changed)"
-            ),
-        ),
+        Error::NotRepairable { source } => {
+            let escape = match *source {
+                Error::Corrupt {
+                    ref file, offset, ..
+                }
+                | Error::CrcMismatch { ref file, offset }
+                    if is_last_segment(dir, file) =>
+                {
+                    format!(
+                        ". If everything from there on may be given up (acknowledged entries \
+                         included), `raftwal repair --truncate-at {offset}` cuts it, keeping a \
+                         copy"
+                    )
+                }
+                _ => String::new(),
+            };
+            Failure::new(
+                CORRUPT,
+                format!(
+                    "not repairable: {source}; repair only cuts a torn write (a partly written \
+                     frame at the very end of the last segment), and this is damage of another \
+                     kind (nothing was changed){escape}"
+                ),
+            )
+        }
         Error::Locked { file } => Failure::new(
             FAILED,
             format!(
