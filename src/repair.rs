@@ -83,7 +83,7 @@ pub fn repair_at_with(dir: impl AsRef<Path>, offset: u64, options: Options) -> R
     };
     if damage != Some(offset) {
         return Err(Error::NoDamageThere {
-            file: last.path,
+            file: last.path.clone(),
             offset,
             damage,
         });
@@ -91,7 +91,7 @@ pub fn repair_at_with(dir: impl AsRef<Path>, offset: u64, options: Options) -> R
     last.cut_at(dir, &options, offset)
 }
 
-/// The last segment of a log, open for writing and locked against writers.
+/// The last segment of a log, open for writing and locked against writers until dropped.
 struct LastSegment {
     name: String,
     path: PathBuf,
@@ -169,13 +169,20 @@ impl LastSegment {
             .ctx(|| format!("truncating {}", path.display()))?;
         file.sync_all()
             .ctx(|| format!("syncing {}", path.display()))?;
-        let _ = file.unlock();
         observe::repaired(path, offset, old_len, &broken_copy);
         Ok(Repaired {
-            file: self.path,
+            file: self.path.clone(),
             offset,
             old_len,
             broken_copy,
         })
+    }
+}
+
+impl Drop for LastSegment {
+    /// Unlocks explicitly, as `Wal` does: closing the file would not release a lock that a
+    /// child process being spawned meanwhile still shares.
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
     }
 }

@@ -280,11 +280,16 @@ impl Storage {
             {
                 break;
             }
-            fs.remove_file(&path)
-                .ctx(|| format!("removing {}", path.display()))?;
-            fs.sync_dir(&wal_dir)
-                .ctx(|| format!("syncing {}", wal_dir.display()))?;
+            let removed = fs
+                .remove_file(&path)
+                .ctx(|| format!("removing {}", path.display()))
+                .and_then(|()| {
+                    fs.sync_dir(&wal_dir)
+                        .ctx(|| format!("syncing {}", wal_dir.display()))
+                });
+            // Unlock before the file closes, on failure too (see `Wal`'s `Drop`).
             let _ = file.unlock();
+            removed?;
             observe::purged(&path);
             deleted.push(name.file_name);
         }

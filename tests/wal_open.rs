@@ -231,6 +231,40 @@ fn a_second_writer_in_another_process_is_locked_out() {
     wal.read_all().unwrap();
 }
 
+/// A dropped writer leaves the log unlocked even while its files stay open elsewhere: here a
+/// duplicated descriptor of the tail segment stands in for a child process that another thread
+/// is spawning (it shares every open file until it execs, and a lock belongs to the open file).
+#[test]
+fn a_dropped_writer_unlocks_its_segments_even_if_the_files_stay_open() {
+    let (_parent, dir) = parent_and_dir();
+    create(&dir, b"").close().unwrap();
+    let mut wal = open(&dir, &start()).unwrap();
+    wal.read_all().unwrap();
+    let tail = std::fs::canonicalize(dir.join(segment_names(&dir).last().unwrap())).unwrap();
+    let shared: Vec<std::os::fd::OwnedFd> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|fd| {
+            let fd = fd.ok()?;
+            (std::fs::read_link(fd.path()).ok()? == tail).then(|| {
+                let raw: i32 = fd.file_name().to_str()?.parse().ok()?;
+                // SAFETY: `raw` is a descriptor this process has open; dup gives a new one we own.
+                let dup = unsafe { libc::dup(raw) };
+                (dup >= 0).then(|| unsafe { std::os::fd::FromRawFd::from_raw_fd(dup) })
+            })?
+        })
+        .collect();
+    assert!(
+        !shared.is_empty(),
+        "the writer's tail segment should be open"
+    );
+
+    drop(wal);
+
+    let mut reopened = open(&dir, &start()).expect("a dropped writer must not keep its locks");
+    reopened.read_all().unwrap();
+    drop(shared);
+}
+
 /// etcd's TestRecoverAfterCut: with segment 4 gone, any open that needs it fails on the gap in
 /// sequence numbers; opens from snapshot 5 on do not need it and read the entries after it.
 #[test]
