@@ -115,6 +115,19 @@ pub(crate) fn repaired(path: &Path, offset: u64, old_len: u64, broken_copy: &Pat
     );
 }
 
+/// `repair_at` cut `path` at damage an operator chose to give up, keeping `broken_copy`.
+pub(crate) fn forced_cut(path: &Path, offset: u64, old_len: u64, broken_copy: &Path) {
+    metrics::counter!(names::REPAIRS_TOTAL).increment(1);
+    tracing::warn!(
+        file = %path.display(),
+        offset,
+        cut_bytes = old_len.saturating_sub(offset),
+        broken_copy = %broken_copy.display(),
+        "forced cut of the WAL's last segment at damage the operator gave up: \
+         acknowledged entries after it may be lost"
+    );
+}
+
 /// `repair` refused damage that is not a torn tail.
 pub(crate) fn repair_refused(dir: &Path, error: &dyn std::fmt::Display) {
     tracing::warn!(dir = %dir.display(), %error, "refused to repair a WAL: not a torn tail");

@@ -52,7 +52,7 @@ pub fn repair_with(dir: impl AsRef<Path>, options: Options) -> Result<Option<Rep
             }
         }
     }
-    last.cut_at(dir, &options, decoder.last_valid_offset())
+    last.cut_at(dir, &options, decoder.last_valid_offset(), Cut::TornTail)
         .map(Some)
 }
 
@@ -88,7 +88,15 @@ pub fn repair_at_with(dir: impl AsRef<Path>, offset: u64, options: Options) -> R
             damage,
         });
     }
-    last.cut_at(dir, &options, offset)
+    last.cut_at(dir, &options, offset, Cut::Forced)
+}
+
+/// Why a segment is cut.
+enum Cut {
+    /// A torn write: nothing cut was acknowledged.
+    TornTail,
+    /// The operator's decision ([`repair_at`]): what was cut may have been acknowledged.
+    Forced,
 }
 
 /// The last segment of a log, open for writing and locked against writers until dropped.
@@ -137,7 +145,7 @@ impl LastSegment {
 
     /// Keeps the evidence first, durably, then cuts: a crash in between leaves the segment as
     /// it was (still damaged, still repairable) plus a complete copy.
-    fn cut_at(self, dir: &Path, options: &Options, offset: u64) -> Result<Repaired> {
+    fn cut_at(self, dir: &Path, options: &Options, offset: u64, cut: Cut) -> Result<Repaired> {
         let fs = options.file_system.as_ref();
         let (path, file) = (&self.path, &self.file);
         let old_len = file
@@ -169,7 +177,10 @@ impl LastSegment {
             .ctx(|| format!("truncating {}", path.display()))?;
         file.sync_all()
             .ctx(|| format!("syncing {}", path.display()))?;
-        observe::repaired(path, offset, old_len, &broken_copy);
+        match cut {
+            Cut::TornTail => observe::repaired(path, offset, old_len, &broken_copy),
+            Cut::Forced => observe::forced_cut(path, offset, old_len, &broken_copy),
+        }
         Ok(Repaired {
             file: self.path.clone(),
             offset,
