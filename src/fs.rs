@@ -83,6 +83,15 @@ pub struct RealFs;
 #[derive(Debug)]
 struct RealFile(File);
 
+impl Drop for RealFile {
+    /// Unlocks before the file closes: a flock lock belongs to the open file, which a child
+    /// process being spawned by another thread shares until it execs, so closing alone could
+    /// leave the segment locked against the next open for that long.
+    fn drop(&mut self) {
+        let _ = FileExt::unlock(&self.0);
+    }
+}
+
 impl WalFile for RealFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         use std::os::unix::fs::FileExt as _;

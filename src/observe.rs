@@ -103,28 +103,22 @@ pub(crate) fn tail_zeroed(path: &Path, offset: u64, len: u64) {
     }
 }
 
-/// `repair` cut `path` from `old_len` bytes to `offset`, keeping `broken_copy`.
-pub(crate) fn repaired(path: &Path, offset: u64, old_len: u64, broken_copy: &Path) {
+/// `repair` cut `path` from `old_len` bytes to `offset`, keeping `broken_copy`: a torn tail, or
+/// (`forced`, `repair_at`) damage an operator chose to give up.
+pub(crate) fn repaired(path: &Path, offset: u64, old_len: u64, broken_copy: &Path, forced: bool) {
     metrics::counter!(names::REPAIRS_TOTAL).increment(1);
-    tracing::warn!(
-        file = %path.display(),
-        offset,
-        cut_bytes = old_len.saturating_sub(offset),
-        broken_copy = %broken_copy.display(),
-        "repaired a torn WAL tail: truncated the last segment at its last valid frame"
-    );
-}
-
-/// `repair_at` cut `path` at damage an operator chose to give up, keeping `broken_copy`.
-pub(crate) fn forced_cut(path: &Path, offset: u64, old_len: u64, broken_copy: &Path) {
-    metrics::counter!(names::REPAIRS_TOTAL).increment(1);
-    tracing::warn!(
-        file = %path.display(),
-        offset,
-        cut_bytes = old_len.saturating_sub(offset),
-        broken_copy = %broken_copy.display(),
+    let message = if forced {
         "forced cut of the WAL's last segment at damage the operator gave up: \
          acknowledged entries after it may be lost"
+    } else {
+        "repaired a torn WAL tail: truncated the last segment at its last valid frame"
+    };
+    tracing::warn!(
+        file = %path.display(),
+        offset,
+        cut_bytes = old_len.saturating_sub(offset),
+        broken_copy = %broken_copy.display(),
+        "{message}"
     );
 }
 

@@ -83,7 +83,7 @@ pub fn repair_at_with(dir: impl AsRef<Path>, offset: u64, options: Options) -> R
     };
     if damage != Some(offset) {
         return Err(Error::NoDamageThere {
-            file: last.path.clone(),
+            file: last.path,
             offset,
             damage,
         });
@@ -99,7 +99,7 @@ enum Cut {
     Forced,
 }
 
-/// The last segment of a log, open for writing and locked against writers until dropped.
+/// The last segment of a log, open for writing and locked against writers.
 struct LastSegment {
     name: String,
     path: PathBuf,
@@ -177,23 +177,14 @@ impl LastSegment {
             .ctx(|| format!("truncating {}", path.display()))?;
         file.sync_all()
             .ctx(|| format!("syncing {}", path.display()))?;
-        match cut {
-            Cut::TornTail => observe::repaired(path, offset, old_len, &broken_copy),
-            Cut::Forced => observe::forced_cut(path, offset, old_len, &broken_copy),
-        }
+        let forced = matches!(cut, Cut::Forced);
+        observe::repaired(path, offset, old_len, &broken_copy, forced);
+        let _ = file.unlock();
         Ok(Repaired {
-            file: self.path.clone(),
+            file: self.path,
             offset,
             old_len,
             broken_copy,
         })
-    }
-}
-
-impl Drop for LastSegment {
-    /// Unlocks explicitly, as `Wal` does: closing the file would not release a lock that a
-    /// child process being spawned meanwhile still shares.
-    fn drop(&mut self) {
-        let _ = self.file.unlock();
     }
 }

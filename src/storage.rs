@@ -280,16 +280,11 @@ impl Storage {
             {
                 break;
             }
-            let removed = fs
-                .remove_file(&path)
-                .ctx(|| format!("removing {}", path.display()))
-                .and_then(|()| {
-                    fs.sync_dir(&wal_dir)
-                        .ctx(|| format!("syncing {}", wal_dir.display()))
-                });
-            // Unlock before the file closes, on failure too (see `Wal`'s `Drop`).
+            fs.remove_file(&path)
+                .ctx(|| format!("removing {}", path.display()))?;
+            fs.sync_dir(&wal_dir)
+                .ctx(|| format!("syncing {}", wal_dir.display()))?;
             let _ = file.unlock();
-            removed?;
             observe::purged(&path);
             deleted.push(name.file_name);
         }

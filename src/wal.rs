@@ -646,7 +646,7 @@ impl Wal {
     }
 
     /// Syncs what was written, stops preparing segments and releases every lock. Dropping the
-    /// log releases the locks too, without the sync.
+    /// log releases the locks too (the files unlock as they close), without the sync.
     pub fn close(mut self) -> Result<()> {
         if let Some(mut pipeline) = self.pipeline.take() {
             pipeline.stop();
@@ -660,16 +660,5 @@ impl Wal {
             let _ = lock.file.unlock();
         }
         result
-    }
-}
-
-impl Drop for Wal {
-    /// Unlocks explicitly rather than by closing the files: a lock belongs to the open file,
-    /// which a child process being spawned by another thread may share until it execs, and
-    /// the log would stay locked against the next open for that long.
-    fn drop(&mut self) {
-        for lock in self.locks.drain(..) {
-            let _ = lock.file.unlock();
-        }
     }
 }
