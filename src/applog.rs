@@ -29,11 +29,9 @@ use std::path::Path;
 
 use raft_proto::eraftpb::{Entry, HardState};
 
-use crate::error::{Error, IoContext as _, Result};
+use crate::error::{Error, Result};
 use crate::record::WalSnapshot;
-use crate::replay::{valid_snapshot_entries_with, LogRecord, Replay};
-use crate::segment;
-use crate::wal::{Options, Wal};
+use crate::wal::{valid_snapshot_entries_with, LogRecord, Options, Replay, Wal};
 
 /// The raft term of every record: there is no leader to change it.
 const TERM: u64 = 1;
@@ -153,39 +151,21 @@ impl AppLog {
         self.wal
             .save_snapshot(&WalSnapshot::new(checkpoint, TERM))?;
         self.checkpoint = checkpoint;
-        // A reopen reads from the last segment starting at or below the checkpoint.
+        // A reopen reads from the last segment starting at or below the checkpoint; every
+        // segment before it goes, in the segment directory's one crash-safe purge order.
         self.wal.release_lock_to(checkpoint + 1)?;
-        self.remove_released_segments()
+        self.wal.segment_dir().purge(0)?;
+        Ok(())
     }
 
-    /// Deletes every segment older than the first one still locked, oldest first, so a crash
-    /// midway leaves no gap in the sequence (then makes the removals durable).
-    fn remove_released_segments(&mut self) -> Result<()> {
-        let Some(first_kept) = self.wal.locks.first().map(|l| l.name.seq) else {
-            return Ok(());
-        };
-        let fs = self.wal.options.file_system.clone();
-        let dir = self.wal.dir.clone();
-        let mut removed = false;
-        for name in segment::list_segments(fs.as_ref(), &dir)? {
-            if name.seq >= first_kept {
-                break;
-            }
-            let path = dir.join(&name.file_name);
-            fs.remove_file(&path)
-                .ctx(|| format!("removing {}", path.display()))?;
-            removed = true;
-        }
-        if removed {
-            fs.sync_dir(&dir)
-                .ctx(|| format!("syncing {}", dir.display()))?;
-        }
-        Ok(())
+    /// Whether the log refuses writes after a failure (see [`Wal::is_poisoned`]).
+    pub fn is_poisoned(&self) -> bool {
+        self.wal.is_poisoned()
     }
 
     /// Reads past the old records of an opened log that was not replayed.
     fn skip_replay(&mut self) -> Result<()> {
-        if self.wal.encoder.is_none() && self.wal.decoder.is_some() {
+        if self.wal.is_replaying() {
             for record in self.wal.replay()? {
                 record?;
             }

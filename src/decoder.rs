@@ -1,6 +1,21 @@
-//! Frames back: records in log order across segments, the CRC chain checked, and a damaged frame
-//! classified as a torn tail (a crash mid-write, safe to cut off) or as corruption (an error that
-//! names the file and offset, never silently dropped).
+//! Frames back, and the one damage classifier every reader shares.
+//!
+//! Records come out in log order across segments with the CRC chain checked. Where the records
+//! stop, the decoder gives one verdict, the same for every path that reads a log (open, replay,
+//! verify, inspect, repair, the CLI):
+//! - **sound**: the last segment's records end and nothing but zeros follows them;
+//! - **torn** at (file, offset): the last segment ends in what a crash mid-write leaves (a frame
+//!   with a sector that never reached the disk, a frame cut short by the end of the file, or
+//!   non-zero bytes after the end of its records); repair may cut it;
+//! - **corrupt** at (file, offset): anything else, as an error naming the segment and offset.
+//!
+//! Two rules keep damage from passing as a clean end:
+//! - A segment's header (its crc and metadata records, plus the snapshot record of the first
+//!   segment or the HardState record a cut writes) is synced before the segment is renamed into
+//!   place, so no crash can damage it: any damage there, in any segment, is corruption.
+//! - A zero length word ends the records only where a crash can leave one (the rest of its
+//!   sector is zeros and no intact record follows it), and the log is sound only when every
+//!   byte after the end of its records is zero.
 //!
 //! A segment is read in large sequential chunks into one reused window that slides forward with
 //! the current frame, so replay memory is bounded by a chunk plus the largest record, not by a
@@ -8,31 +23,11 @@
 
 use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::Arc;
-
-use prost::Message as _;
 
 use crate::error::{Error, IoContext as _, Result};
-use crate::fs::WalFile;
-use crate::record::{walpb, RecordType};
-
-/// Sectors are the unit a disk writes atomically; a sector of a torn write that never reached
-/// the disk reads back as zeros (in a preallocated or extended file).
-const SECTOR_SIZE: u64 = 512;
-
-/// The low 56 bits of a length word hold the record length.
-const LENGTH_MASK: u64 = (1 << 56) - 1;
-
-/// One segment file to decode.
-#[derive(Debug, Clone)]
-pub(crate) struct SegmentSource {
-    /// The file name (`%016x-%016x.wal`).
-    pub(crate) name: String,
-    /// Its full path, for error messages.
-    pub(crate) path: PathBuf,
-    /// The open file.
-    pub(crate) file: Arc<dyn WalFile>,
-}
+use crate::frame::{self, LengthWord, Parsed};
+use crate::record::{decode_entry, RecordType};
+use crate::segment::OpenSegment;
 
 /// A record whose frame and CRC checked out; its data is [`Decoder::last_data`].
 #[derive(Debug)]
@@ -47,12 +42,12 @@ pub(crate) struct DecodedRecord {
     pub(crate) offset: u64,
 }
 
-/// How reading the log ended.
+/// How reading the log ended, short of corruption (which is an error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum End {
-    /// The last segment ends cleanly: at its end of file or at a zero length word.
-    Clean,
-    /// The last segment ends in a partly written frame at this offset.
+    /// The last segment's records end and only zeros follow.
+    Sound,
+    /// The last segment ends in a torn write at [`Decoder::last_valid_offset`].
     Torn,
 }
 
@@ -63,6 +58,64 @@ pub(crate) enum Step {
     Record(DecodedRecord),
     /// No more records.
     End(End),
+}
+
+/// How a log reads, from the damage classifier every reader shares.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Every record checks out and only zeros follow the last one.
+    Sound,
+    /// The last segment ends in a torn write: what a crash mid-write leaves.
+    Torn(TornTail),
+    /// The log is damaged in a way no crash produces; the error names the file and offset
+    /// ([`Error::position`]).
+    Corrupt(Error),
+}
+
+impl Verdict {
+    /// `"sound"`, `"torn"` or `"corrupt"`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Verdict::Sound => "sound",
+            Verdict::Torn(_) => "torn",
+            Verdict::Corrupt(_) => "corrupt",
+        }
+    }
+
+    /// The segment and offset the verdict names (none for a sound log).
+    pub fn position(&self) -> Option<(&std::path::Path, u64)> {
+        match self {
+            Verdict::Sound => None,
+            Verdict::Torn(torn) => Some((&torn.file, torn.offset)),
+            Verdict::Corrupt(error) => error.position(),
+        }
+    }
+}
+
+/// A torn tail of the last segment: what a repair would cut.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    /// The last segment.
+    pub file: PathBuf,
+    /// Where its valid records end: the segment's length after a repair.
+    pub offset: u64,
+    /// The segment's current length; `len - offset` bytes would be cut.
+    pub len: u64,
+    /// Entries that still parse as frames after `offset` (their CRC chain unchecked): what a
+    /// repair would cut. Under the crash model none of them was acknowledged, since an
+    /// acknowledged write was synced whole; a disk that lost synced data breaks that model.
+    pub entries_after: Option<EntryRun>,
+}
+
+/// A run of raft entries found in a torn tail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryRun {
+    /// How many entry records parse.
+    pub count: u64,
+    /// The lowest index among them.
+    pub first_index: u64,
+    /// The highest index among them.
+    pub last_index: u64,
 }
 
 /// Where the last record's data is.
@@ -77,7 +130,7 @@ enum LastData {
 /// Reads records from a list of segments, in order.
 #[derive(Debug)]
 pub(crate) struct Decoder {
-    segments: Vec<SegmentSource>,
+    segments: Vec<OpenSegment>,
     current: usize,
     /// Holds bytes `[window_start, window_start + filled)` of the current segment in
     /// `window[..filled]`; the rest of `window` is spare space, initialized once and reused so
@@ -96,16 +149,22 @@ pub(crate) struct Decoder {
     /// A frame of the current segment had the padding flag: the segment was written by a
     /// padding (etcd 3) writer, so every later frame stays 8-byte aligned.
     padded_seen: bool,
+    /// Valid records read from the current segment.
+    records_in_segment: usize,
+    /// How many records the current segment's header holds.
+    header_records: usize,
+    /// A HardState record was read: every later cut wrote one into its segment's header.
+    state_seen: bool,
     ended: Option<End>,
 }
 
 impl Decoder {
     /// A decoder over `segments`, reading `read_size` bytes at a time (a few large reads rather
     /// than one per record); the CRC chain is adopted from the first crc record.
-    pub(crate) fn new(segments: Vec<SegmentSource>, read_size: usize) -> Result<Decoder> {
+    pub(crate) fn new(segments: Vec<OpenSegment>, read_size: usize) -> Result<Decoder> {
         let mut decoder = Decoder {
             segments,
-            read_size,
+            read_size: read_size.max(1),
             current: 0,
             window: Vec::new(),
             window_start: 0,
@@ -117,45 +176,27 @@ impl Decoder {
             crc: 0,
             have_crc: false,
             padded_seen: false,
+            records_in_segment: 0,
+            header_records: 0,
+            state_seen: false,
             ended: None,
         };
         if decoder.segments.is_empty() {
-            decoder.ended = Some(End::Clean);
+            decoder.ended = Some(End::Sound);
         } else {
             decoder.start_segment(0)?;
         }
         Ok(decoder)
     }
 
-    /// A decoder over every segment in `dir`, opened read-only; their sequence numbers must
-    /// increase by one.
-    pub(crate) fn open_dir(options: &crate::Options, dir: &std::path::Path) -> Result<Decoder> {
-        let fs = options.file_system.as_ref();
-        let names = crate::segment::list_segments(fs, dir)?;
-        crate::segment::check_contiguous(&names)?;
-        let mut sources = Vec::with_capacity(names.len());
-        for name in names {
-            let path = dir.join(&name.file_name);
-            let file = fs
-                .open_file(&path, false)
-                .ctx(|| format!("opening {}", path.display()))?;
-            sources.push(SegmentSource {
-                name: name.file_name,
-                path,
-                file,
-            });
-        }
-        Decoder::new(sources, options.replay_read_size)
-    }
-
     /// The segments being read.
-    pub(crate) fn segments(&self) -> &[SegmentSource] {
+    pub(crate) fn segments(&self) -> &[OpenSegment] {
         &self.segments
     }
 
-    /// Index of the segment being read.
-    pub(crate) fn current_segment(&self) -> usize {
-        self.current
+    /// The segment being read.
+    pub(crate) fn current_segment(&self) -> &OpenSegment {
+        &self.segments[self.current]
     }
 
     /// Offset just past the last valid frame of the current segment: where appending resumes,
@@ -177,30 +218,121 @@ impl Decoder {
         self.crc
     }
 
+    /// Reads to the end and gives the verdict: sound, torn, or corrupt (an I/O failure is an
+    /// error, since it says nothing about the log).
+    pub(crate) fn verdict(&mut self) -> Result<Verdict> {
+        loop {
+            match self.next_record() {
+                Ok(Step::Record(_)) => continue,
+                Ok(Step::End(End::Sound)) => return Ok(Verdict::Sound),
+                Ok(Step::End(End::Torn)) => return self.torn_tail().map(Verdict::Torn),
+                Err(e) if e.is_corruption() => return Ok(Verdict::Corrupt(e)),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Describes the torn tail the decoder ended at: where it starts, the segment's length, and
+    /// the entries that still parse after it (found by stepping over whatever does not parse,
+    /// 8 bytes at a time, as frames are 8-byte aligned).
+    pub(crate) fn torn_tail(&mut self) -> Result<TornTail> {
+        let offset = self.offset;
+        let mut entries: Option<EntryRun> = None;
+        let mut pos = offset;
+        while let Some(at) = self.first_nonzero(pos)? {
+            pos = at / 8 * 8;
+            let Some((frame_end, entry_index)) = self.frame_at(pos)? else {
+                pos += 8;
+                continue;
+            };
+            if let Some(index) = entry_index {
+                let run = entries.get_or_insert(EntryRun {
+                    count: 0,
+                    first_index: index,
+                    last_index: index,
+                });
+                run.count += 1;
+                run.first_index = run.first_index.min(index);
+                run.last_index = run.last_index.max(index);
+            }
+            pos = frame_end;
+        }
+        Ok(TornTail {
+            file: self.current_segment().path.clone(),
+            offset,
+            len: self.file_len,
+            entries_after: entries,
+        })
+    }
+
+    /// The frame at `pos`, parsed without checking its CRC: its end and, for an entry record,
+    /// the entry's index. `None` when no frame parses there.
+    fn frame_at(&mut self, pos: u64) -> Result<Option<(u64, Option<u64>)>> {
+        let Some(word) = self.word_from(pos, pos)?.and_then(LengthWord::parse) else {
+            return Ok(None);
+        };
+        let Some(frame_end) = word
+            .frame_len()
+            .and_then(|len| pos.checked_add(len))
+            .filter(|&end| end <= self.file_len)
+        else {
+            return Ok(None);
+        };
+        self.load(pos, frame_end)?;
+        if self.loaded_end() < frame_end {
+            return Ok(None);
+        }
+        let body = self.loaded(pos + 8..pos + 8 + word.len);
+        let entry_index = |kind: i64, data: &[u8]| {
+            (RecordType::from_i64(kind) == Some(RecordType::Entry))
+                .then(|| decode_entry(data).ok().map(|entry| entry.index))
+                .flatten()
+        };
+        Ok(match frame::parse_record(body) {
+            Ok(Parsed::Lent { kind, data, .. }) => {
+                Some((frame_end, entry_index(kind, &body[data])))
+            }
+            Ok(Parsed::Owned(record)) => Some((
+                frame_end,
+                entry_index(
+                    record.r#type.unwrap_or(0),
+                    record.data.as_deref().unwrap_or_default(),
+                ),
+            )),
+            Err(_) => None,
+        })
+    }
+
     fn start_segment(&mut self, index: usize) -> Result<()> {
         let source = &self.segments[index];
         self.file_len = source
             .file
             .len()
             .ctx(|| format!("reading the size of {}", source.path.display()))?;
+        // The first segment's header ends with the snapshot record `create` writes; a cut's with
+        // the HardState, when the log had one.
+        self.header_records = if source.name.seq == 0 || self.state_seen {
+            3
+        } else {
+            2
+        };
         self.current = index;
         self.window_start = 0;
         self.filled = 0;
         self.offset = 0;
         self.padded_seen = false;
+        self.records_in_segment = 0;
         Ok(())
+    }
+
+    /// Whether the current frame is one of the segment's header records.
+    pub(crate) fn in_header(&self) -> bool {
+        self.records_in_segment < self.header_records
     }
 
     /// File offset just past the loaded bytes.
     fn loaded_end(&self) -> u64 {
         self.window_start + self.filled as u64
-    }
-
-    /// The loaded bytes of the current segment from file offset `from` (at or after the current
-    /// frame) on.
-    fn loaded_from(&self, from: u64) -> &[u8] {
-        let at = (from.saturating_sub(self.window_start) as usize).min(self.filled);
-        &self.window[at..self.filled]
     }
 
     /// The loaded bytes of file offsets `range` (which must be loaded).
@@ -213,19 +345,28 @@ impl Decoder {
     }
 
     /// Makes sure bytes up to `end` of the current segment are loaded (`end <= file_len`),
-    /// sliding the window so it starts at the current frame: nothing before it is read again.
+    /// keeping the current frame: nothing before it is read again.
     fn load_to(&mut self, end: u64) -> Result<()> {
+        self.load(self.offset, end)
+    }
+
+    /// Makes sure bytes `[from, end)` of the current segment are loaded (as far as the file
+    /// reaches), sliding the window so it starts at `from`.
+    fn load(&mut self, from: u64, end: u64) -> Result<()> {
         let end = end.min(self.file_len);
-        if end <= self.loaded_end() {
+        if end <= from || (from >= self.window_start && end <= self.loaded_end()) {
             return Ok(());
         }
-        let keep = self
-            .window_index(self.offset.max(self.window_start))
-            .min(self.filled);
-        if keep > 0 {
-            self.window.copy_within(keep..self.filled, 0);
-            self.filled -= keep;
-            self.window_start += keep as u64;
+        if from < self.window_start || from > self.loaded_end() {
+            self.window_start = from;
+            self.filled = 0;
+        } else {
+            let keep = self.window_index(from);
+            if keep > 0 {
+                self.window.copy_within(keep..self.filled, 0);
+                self.filled -= keep;
+                self.window_start = from;
+            }
         }
         // Fill the window to a chunk, or to the end of a frame larger than that; grow it only
         // to what is needed (doubling would leave a window twice the largest frame).
@@ -256,30 +397,61 @@ impl Decoder {
         Ok(())
     }
 
+    /// The first non-zero byte in `[from, file_len)` of the current segment, if any, read a
+    /// chunk at a time.
+    fn first_nonzero(&mut self, from: u64) -> Result<Option<u64>> {
+        let mut pos = from;
+        while pos < self.file_len {
+            self.load(pos, pos.saturating_add(self.read_size as u64))?;
+            let end = self.loaded_end();
+            if end <= pos {
+                break;
+            }
+            if let Some(i) = self.loaded(pos..end).iter().position(|&b| b != 0) {
+                return Ok(Some(pos + i as u64));
+            }
+            pos = end;
+        }
+        Ok(None)
+    }
+
     fn is_last_segment(&self) -> bool {
         self.current + 1 == self.segments.len()
     }
 
-    /// A damaged frame at the current offset: torn when it is at the end of the last segment
-    /// and `torn` holds, otherwise corruption.
+    /// A damaged frame at the current offset: torn when it is at the end of the last segment,
+    /// outside its header, and `torn` holds; otherwise corruption.
     fn damaged(&mut self, torn: bool, corrupt: Error) -> Result<Step> {
-        if torn && self.is_last_segment() {
-            if self.hidden_record_at(self.offset)? {
-                return Err(self.corrupt("damaged length word in front of an intact record"));
-            }
-            self.ended = Some(End::Torn);
-            Ok(Step::End(End::Torn))
-        } else {
-            Err(corrupt)
+        if !(torn && self.is_last_segment()) {
+            return Err(corrupt);
         }
+        if self.in_header() {
+            return Err(self.corrupt_header(&corrupt));
+        }
+        if self.hidden_record_at(self.offset)? {
+            return Err(self.corrupt("damaged length word in front of an intact record"));
+        }
+        self.ended = Some(End::Torn);
+        Ok(Step::End(End::Torn))
     }
 
     fn corrupt(&self, reason: impl Into<String>) -> Error {
         Error::Corrupt {
-            file: self.segments[self.current].path.clone(),
+            file: self.current_segment().path.clone(),
             offset: self.offset,
             reason: reason.into(),
         }
+    }
+
+    /// Damage inside the segment header, which was synced before the segment appeared: no crash
+    /// explains it.
+    fn corrupt_header(&self, damage: &dyn std::fmt::Display) -> Error {
+        self.corrupt(format!(
+            "damaged segment header (record {} of {}; headers are synced before a segment \
+             appears, so no crash leaves this): {damage}",
+            self.records_in_segment + 1,
+            self.header_records
+        ))
     }
 
     /// Decodes the next record.
@@ -288,35 +460,68 @@ impl Decoder {
             if let Some(end) = self.ended {
                 return Ok(Step::End(end));
             }
-            let off = self.offset;
-            let remaining = self.file_len - off;
-            let end_of_records = remaining == 0
-                || match self.word_at(off)? {
-                    Some(0) => {
-                        self.check_zero_word(off)?;
-                        true
-                    }
-                    _ => false,
-                };
-            if end_of_records {
-                // End of this segment's records: the file's end or preallocated zeros.
-                if self.is_last_segment() {
-                    self.ended = Some(End::Clean);
-                    return Ok(Step::End(End::Clean));
-                }
-                self.start_segment(self.current + 1)?;
-                continue;
+            if !self.at_end_of_records()? {
+                return self.decode_frame();
             }
-            return self.decode_frame();
+            let off = self.offset;
+            if self.in_header() {
+                let what = if off == self.file_len {
+                    "the file ends"
+                } else {
+                    "zeros"
+                };
+                return Err(self.corrupt_header(&format!("{what} where a record must be")));
+            }
+            match (self.first_nonzero(off)?, self.is_last_segment()) {
+                (None, true) => {
+                    self.ended = Some(End::Sound);
+                    return Ok(Step::End(End::Sound));
+                }
+                (None, false) => self.start_segment(self.current + 1)?,
+                // Data after the end of the records: the end is a lost sector of a torn write
+                // (in the last segment) or damage (a cut truncates every other segment at its
+                // last record).
+                (Some(_), true) => {
+                    self.ended = Some(End::Torn);
+                    return Ok(Step::End(End::Torn));
+                }
+                (Some(at), false) => {
+                    return Err(self.corrupt(format!(
+                        "the records end here but data follows at offset {at}, in a segment \
+                         that is not the last"
+                    )))
+                }
+            }
         }
     }
 
-    /// The length word at `off`, or `None` when fewer than 8 bytes remain.
+    /// Whether the segment's records end at the current offset: the end of the file, a zero
+    /// length word where a crash can leave one, or fewer than 8 bytes left, all zero.
+    fn at_end_of_records(&mut self) -> Result<bool> {
+        let off = self.offset;
+        if off == self.file_len {
+            return Ok(true);
+        }
+        match self.word_at(off)? {
+            Some(0) if !self.in_header() => self.check_zero_word(off).map(|()| true),
+            Some(0) => Ok(true),
+            Some(_) => Ok(false),
+            None => Ok(self.first_nonzero(off)?.is_none()),
+        }
+    }
+
+    /// The length word at `off`, keeping the current frame loaded; `None` when fewer than 8
+    /// bytes remain.
     fn word_at(&mut self, off: u64) -> Result<Option<u64>> {
-        if self.file_len - off < 8 {
+        self.word_from(self.offset, off)
+    }
+
+    /// The length word at `off`, loading from `keep` on; `None` when fewer than 8 bytes remain.
+    fn word_from(&mut self, keep: u64, off: u64) -> Result<Option<u64>> {
+        if self.file_len.saturating_sub(off) < 8 {
             return Ok(None);
         }
-        self.load_to(off + 8)?;
+        self.load(keep, off + 8)?;
         if self.loaded_end() < off + 8 {
             return Ok(None);
         }
@@ -330,7 +535,7 @@ impl Decoder {
     /// zeros too, and not right in front of an intact record. Anything else is a damaged word
     /// hiding data that may have been acknowledged: corruption, never a silent end of the log.
     fn check_zero_word(&mut self, off: u64) -> Result<()> {
-        let sector_end = (off / SECTOR_SIZE + 1) * SECTOR_SIZE;
+        let sector_end = frame::sector_end(off);
         self.load_to(sector_end)?;
         let end = sector_end.min(self.loaded_end());
         let start = (off + 8).min(end);
@@ -383,7 +588,8 @@ impl Decoder {
     /// length-delimited field, its length), advancing `pos`; `None` when something else is there.
     fn field(&mut self, pos: &mut u64, key: u8) -> Result<Option<u64>> {
         self.load_to(pos.saturating_add(11))?;
-        let bytes = self.loaded_from(*pos);
+        let at = (*pos).clamp(self.window_start, self.loaded_end());
+        let bytes = self.loaded(at..self.loaded_end());
         if bytes.first() != Some(&key) {
             return Ok(None);
         }
@@ -398,111 +604,60 @@ impl Decoder {
         Ok(None)
     }
 
+    /// Decodes the frame at the current offset: its length word, then its record, then the CRC
+    /// chain.
     fn decode_frame(&mut self) -> Result<Step> {
         let off = self.offset;
         let Some(word) = self.word_at(off)? else {
             let err = self.corrupt("partial length word");
             return self.damaged(true, err);
         };
-        let len = word & LENGTH_MASK;
-        let flags = word >> 56;
-        let pad = if flags & 0x80 != 0 { flags & 0x07 } else { 0 };
-        // A torn write never produces a bad length word (it is 8-byte aligned inside a sector),
-        // but the end of the last file may hold a frame cut short by a lost size update.
-        // A set padding flag must agree with the length: etcd derives one from the other, so a
-        // disagreement is a damaged word whose frame boundary cannot be trusted.
-        // Likewise, a word without the flag whose length would misalign the next frame, after a
-        // padded frame of the same segment (unpadded frames only come from etcd 2 writers,
-        // whose frames in a segment precede any etcd 3 ones).
-        let flagged = flags & 0x80 != 0;
-        let misaligning = !flagged && len % 8 != 0 && self.padded_seen;
-        if misaligning || flags != 0 && (flags & 0x78 != 0 || !flagged || pad != (8 - len % 8) % 8)
-        {
+        let Some(length) = self.check_length_word(word) else {
+            // A torn write never produces a bad length word (it is 8-byte aligned inside a
+            // sector), but treat it as the end of the last file all the same when nothing
+            // intact follows: `damaged` looks for a hidden record.
             let err = self.corrupt(format!("invalid length word {word:#018x}"));
             return self.damaged(true, err);
-        }
-        let frame_end = off
-            .checked_add(8 + len + pad)
-            .filter(|&end| end <= self.file_len);
-        let Some(frame_end) = frame_end else {
-            // The file ends inside this frame's padding: the word agrees with a record that is
-            // all there, so this is a file cut short (etcd's TestRepairTruncate), not a damaged
-            // word hiding a record. Torn, without the hidden-record check that would call it
-            // corruption and make a plain truncation unrepairable.
-            let record_end = off.checked_add(8 + len);
-            if record_end.is_some_and(|end| end <= self.file_len) && self.is_last_segment() {
-                self.ended = Some(End::Torn);
-                return Ok(Step::End(End::Torn));
-            }
-            let err = self.corrupt(format!(
-                "record length {len} runs past the end of the file ({} bytes)",
-                self.file_len
-            ));
-            return self.damaged(true, err);
+        };
+        let Some(frame_end) = length
+            .frame_len()
+            .and_then(|len| off.checked_add(len))
+            .filter(|&end| end <= self.file_len)
+        else {
+            return self.frame_past_end_of_file(off, length);
         };
         self.load_to(frame_end)?;
         if self.loaded_end() < frame_end {
             let err = self.corrupt("file shrank while reading");
             return self.damaged(true, err);
         }
-        let body = off + 8..off + 8 + len;
-        // Only a damaged frame needs the scan for a zero sector: keep it off the happy path.
-        let torn = |d: &Decoder| has_zero_sector(d.loaded(off + 8..frame_end), off + 8);
-        let (kind_number, crc, data) = match parse_record(self.loaded(body.clone())) {
-            Ok(Parsed::Lent {
-                kind,
-                crc,
-                data: in_body,
-            }) => {
-                let at = self.window_index(body.start);
-                self.last_data = LastData::Window(at + in_body.start..at + in_body.end);
-                (
-                    kind,
-                    crc,
-                    self.loaded(body.start + in_body.start as u64..body.start + in_body.end as u64),
-                )
-            }
-            Ok(Parsed::Owned(record)) => {
-                self.owned_data = record.data.unwrap_or_default();
-                self.last_data = LastData::Owned;
-                (
-                    record.r#type.unwrap_or(0),
-                    record.crc.unwrap_or(0),
-                    self.owned_data.as_slice(),
-                )
-            }
-            Err(e) => {
-                let err = self.corrupt(format!("undecodable record: {e}"));
-                return self.damaged(torn(self), err);
+        let (kind_number, crc) = match self.parse_body(off, length.len) {
+            Ok(parsed) => parsed,
+            Err(reason) => {
+                let err = self.corrupt(format!("undecodable record: {reason}"));
+                let torn = self.has_zero_sector(off + 8, frame_end);
+                return self.damaged(torn, err);
             }
         };
         let kind = RecordType::from_i64(kind_number);
-        let running = if kind == Some(RecordType::Crc) {
-            if self.have_crc && crc != self.crc {
-                return Err(Error::CrcMismatch {
-                    file: self.segments[self.current].path.clone(),
-                    offset: off,
-                });
-            }
-            crc
-        } else {
-            let running = crc32c::crc32c_append(self.crc, data);
-            if running != crc {
-                let err = Error::CrcMismatch {
-                    file: self.segments[self.current].path.clone(),
-                    offset: off,
-                };
-                return self.damaged(torn(self), err);
-            }
-            running
+        let running = self.check_crc(kind, crc, off)?;
+        let Some(running) = running else {
+            let err = Error::CrcMismatch {
+                file: self.current_segment().path.clone(),
+                offset: off,
+            };
+            let torn = self.has_zero_sector(off + 8, frame_end);
+            return self.damaged(torn, err);
         };
         let Some(kind) = kind else {
             return Err(self.corrupt(format!("unknown record type {kind_number}")));
         };
         self.crc = running;
         self.have_crc = true;
-        self.padded_seen |= flagged;
+        self.padded_seen |= length.padded;
         self.offset = frame_end;
+        self.records_in_segment += 1;
+        self.state_seen |= kind == RecordType::State;
         Ok(Step::Record(DecodedRecord {
             kind,
             crc,
@@ -510,181 +665,74 @@ impl Decoder {
             offset: off,
         }))
     }
-}
 
-/// A record body, parsed.
-enum Parsed {
-    /// In the layout every etcd writer produces; `data` indexes the body.
-    Lent {
-        kind: i64,
-        crc: u32,
-        data: Range<usize>,
-    },
-    /// Any other valid protobuf encoding, decoded in full.
-    Owned(walpb::Record),
-}
-
-/// Parses a `walpb.Record` body. The layout every etcd writer (and raftwal) produces, fields
-/// `type`, `crc`, then optionally `data`, each once, is read in place so the data is lent rather
-/// than copied; any other encoding goes through prost, which accepts exactly what etcd's
-/// generated code does (fields in any order, repeated, unknown).
-fn parse_record(body: &[u8]) -> std::result::Result<Parsed, prost::DecodeError> {
-    if let Some(parsed) = parse_canonical(body) {
-        return Ok(parsed);
+    /// The length word, unless it is one no writer produces here: flags that disagree with the
+    /// length, or (after a padded frame of the same segment, since etcd 2 frames only precede
+    /// etcd 3 ones) an unflagged length that would misalign the next frame.
+    fn check_length_word(&self, word: u64) -> Option<LengthWord> {
+        LengthWord::parse(word).filter(|w| w.padded || w.len % 8 == 0 || !self.padded_seen)
     }
-    walpb::Record::decode(body).map(Parsed::Owned)
-}
 
-/// The fast path of [`parse_record`]: `None` unless `body` is exactly key 1 with a one-byte
-/// varint, key 2 with a varint that fits 32 bits, and optionally key 3 with data running to the
-/// end of the body. Within those limits prost would decode the same values.
-fn parse_canonical(body: &[u8]) -> Option<Parsed> {
-    let [0x08, kind, 0x10, rest @ ..] = body else {
-        return None;
-    };
-    if *kind >= 0x80 {
-        return None;
+    /// A frame whose length runs past the end of the file.
+    fn frame_past_end_of_file(&mut self, off: u64, length: LengthWord) -> Result<Step> {
+        // The file ends inside this frame's padding: the word agrees with a record that is all
+        // there, so this is a file cut short (etcd's TestRepairTruncate), not a damaged word
+        // hiding a record. Torn, without the hidden-record check that would call it corruption
+        // and make a plain truncation unrepairable.
+        let record_end = off.checked_add(8 + length.len);
+        if record_end.is_some_and(|end| end <= self.file_len)
+            && self.is_last_segment()
+            && !self.in_header()
+        {
+            self.ended = Some(End::Torn);
+            return Ok(Step::End(End::Torn));
+        }
+        let err = self.corrupt(format!(
+            "record length {} runs past the end of the file ({} bytes)",
+            length.len, self.file_len
+        ));
+        self.damaged(true, err)
     }
-    let (crc, used) = short_varint(rest)?;
-    let crc = u32::try_from(crc).ok()?;
-    let mut pos = 3 + used;
-    let data = match body[pos..] {
-        [] => pos..pos,
-        [0x1a, ref tail @ ..] => {
-            let (len, used) = short_varint(tail)?;
-            pos += 1 + used;
-            if body.len() - pos != usize::try_from(len).ok()? {
-                return None;
+
+    /// Parses the record body of the frame at `off` (loaded), remembering where its data is;
+    /// returns its type number and crc field.
+    fn parse_body(&mut self, off: u64, len: u64) -> std::result::Result<(i64, u32), String> {
+        let body = off + 8..off + 8 + len;
+        match frame::parse_record(self.loaded(body.clone())) {
+            Ok(Parsed::Lent { kind, crc, data }) => {
+                let at = self.window_index(body.start);
+                self.last_data = LastData::Window(at + data.start..at + data.end);
+                Ok((kind, crc))
             }
-            pos..body.len()
-        }
-        _ => return None,
-    };
-    Some(Parsed::Lent {
-        kind: i64::from(*kind),
-        crc,
-        data,
-    })
-}
-
-/// A varint of at most five bytes at the start of `bytes`, and its length.
-fn short_varint(bytes: &[u8]) -> Option<(u64, usize)> {
-    let mut value = 0u64;
-    for (i, &b) in bytes.iter().take(5).enumerate() {
-        value |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Some((value, i + 1));
-        }
-    }
-    None
-}
-
-/// Whether any sector-aligned chunk of `bytes` (which start at file offset `file_offset`) is all
-/// zeros: the mark of a sector that a torn write never reached.
-pub(crate) fn has_zero_sector(bytes: &[u8], file_offset: u64) -> bool {
-    let mut rest = bytes;
-    let mut pos = file_offset;
-    while !rest.is_empty() {
-        let chunk = ((SECTOR_SIZE - pos % SECTOR_SIZE) as usize).min(rest.len());
-        if rest[..chunk].iter().all(|&b| b == 0) {
-            return true;
-        }
-        rest = &rest[chunk..];
-        pos += chunk as u64;
-    }
-    false
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    /// What a parse yields, for comparison with prost: type, crc and data.
-    fn values(body: &[u8]) -> Option<(i64, u32, Vec<u8>)> {
-        match parse_record(body).ok()? {
-            Parsed::Lent { kind, crc, data } => Some((kind, crc, body[data].to_vec())),
-            Parsed::Owned(r) => Some((
-                r.r#type.unwrap_or(0),
-                r.crc.unwrap_or(0),
-                r.data.unwrap_or_default(),
-            )),
+            Ok(Parsed::Owned(record)) => {
+                self.owned_data = record.data.unwrap_or_default();
+                self.last_data = LastData::Owned;
+                Ok((record.r#type.unwrap_or(0), record.crc.unwrap_or(0)))
+            }
+            Err(e) => Err(e.to_string()),
         }
     }
 
-    fn prost_values(body: &[u8]) -> Option<(i64, u32, Vec<u8>)> {
-        let r = walpb::Record::decode(body).ok()?;
-        Some((
-            r.r#type.unwrap_or(0),
-            r.crc.unwrap_or(0),
-            r.data.unwrap_or_default(),
-        ))
-    }
-
-    #[test]
-    fn records_as_etcd_writes_them_are_lent_not_copied() {
-        for data in [None, Some(vec![]), Some(vec![7u8; 300])] {
-            let body = prost::Message::encode_to_vec(&walpb::Record {
-                r#type: Some(2),
-                crc: Some(u32::MAX),
-                data: data.clone(),
-            });
-            let Some(Parsed::Lent {
-                kind,
-                crc,
-                data: range,
-            }) = parse_canonical(&body)
-            else {
-                panic!("canonical record {body:02x?} not lent");
-            };
-            assert_eq!((kind, crc), (2, u32::MAX));
-            assert_eq!(body[range].to_vec(), data.unwrap_or_default());
+    /// Checks the record against the CRC chain: the running CRC after it, `None` on a mismatch
+    /// a torn write may explain. A crc record that disagrees with the chain is corruption
+    /// outright (it never shares a write with data that could tear).
+    fn check_crc(&self, kind: Option<RecordType>, crc: u32, off: u64) -> Result<Option<u32>> {
+        if kind == Some(RecordType::Crc) {
+            if self.have_crc && crc != self.crc {
+                return Err(Error::CrcMismatch {
+                    file: self.current_segment().path.clone(),
+                    offset: off,
+                });
+            }
+            return Ok(Some(crc));
         }
+        let running = crc32c::crc32c_append(self.crc, self.last_data());
+        Ok((running == crc).then_some(running))
     }
 
-    #[test]
-    fn other_encodings_decode_as_prost_does() {
-        // Fields reversed, a repeated crc (the last wins) and an unknown field.
-        let body = [
-            0x1a, 0x01, 0xaa, 0x10, 0x05, 0x08, 0x02, 0x10, 0x06, 0x20, 0x01,
-        ];
-        assert!(parse_canonical(&body).is_none());
-        assert_eq!(values(&body), Some((2, 6, vec![0xaa])));
-    }
-
-    proptest! {
-        #[test]
-        fn any_body_parses_exactly_as_prost_decodes_it(
-            body in prop::collection::vec(any::<u8>(), 0..40),
-        ) {
-            prop_assert_eq!(values(&body), prost_values(&body));
-        }
-
-        #[test]
-        fn any_valid_record_parses_exactly_as_prost_decodes_it(
-            kind in prop::option::of(any::<i64>()),
-            crc in prop::option::of(any::<u32>()),
-            data in prop::option::of(prop::collection::vec(any::<u8>(), 0..200)),
-        ) {
-            let body = prost::Message::encode_to_vec(&walpb::Record { r#type: kind, crc, data });
-            prop_assert_eq!(values(&body), prost_values(&body));
-        }
-    }
-
-    #[test]
-    fn zero_sector_is_found_at_absolute_sector_boundaries() {
-        let mut bytes = vec![1u8; 1024];
-        assert!(!has_zero_sector(&bytes, 0));
-        // Zeros from file offset 512 to 1024 fill a whole sector.
-        bytes[512..].fill(0);
-        assert!(has_zero_sector(&bytes, 0));
-        // Starting at offset 100, the zero run [412, 1024) crosses a boundary at 512 - 100 = 412
-        // and covers the sector [512, 1024) of the file... which here is bytes [412, 924).
-        let mut bytes = vec![1u8; 1024];
-        bytes[412..924].fill(0);
-        assert!(has_zero_sector(&bytes, 100));
-        let mut bytes = vec![1u8; 1024];
-        bytes[400..900].fill(0);
-        assert!(!has_zero_sector(&bytes, 100));
+    /// Whether `[from, to)` (loaded) holds an all-zero sector: only a damaged frame needs this
+    /// scan, so it stays off the happy path.
+    fn has_zero_sector(&self, from: u64, to: u64) -> bool {
+        frame::has_zero_sector(self.loaded(from..to), from)
     }
 }

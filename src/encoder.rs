@@ -1,14 +1,11 @@
-//! Frames out: length word, record, padding, and the running CRC-32C, buffered into page-aligned
-//! writes.
-//!
-//! A frame is `u64 LE length word | walpb.Record | 0..7 zero bytes`, so every frame starts on an
-//! 8-byte boundary and a length word is never split by a torn sector. When padding is present
-//! the top byte of the word is `0x80 | pad`.
+//! Frames out: length word, record, padding (the format is `frame.rs`'s), and the running
+//! CRC-32C, buffered into page-aligned writes.
 
 use std::sync::Arc;
 
 use prost::encoding::{self, WireType};
 
+use crate::frame::length_word;
 use crate::fs::WalFile;
 use crate::observe;
 use crate::record::RecordType;
@@ -19,19 +16,6 @@ pub(crate) const PAGE_SIZE: u64 = 4096;
 
 /// Above this many buffered bytes, whole pages are written out without waiting for a sync.
 const FLUSH_WATERMARK: usize = 1 << 20;
-
-/// Length words with this bit set carry the padding size in the top byte.
-const PADDED_FLAG: u64 = 0x80 << 56;
-
-/// Builds the length word for a record of `len` bytes, and the padding that follows it.
-pub(crate) fn length_word(len: u64) -> (u64, usize) {
-    let pad = ((8 - len % 8) % 8) as usize;
-    if pad == 0 {
-        (len, 0)
-    } else {
-        (len | PADDED_FLAG | ((pad as u64) << 56), pad)
-    }
-}
 
 /// Appends encoded frames to one segment file.
 #[derive(Debug)]
@@ -136,18 +120,5 @@ impl Encoder {
             self.buf.clear();
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn length_word_sets_padding_in_the_top_byte() {
-        assert_eq!(length_word(8), (8, 0));
-        assert_eq!(length_word(4), (0x8400_0000_0000_0004, 4));
-        assert_eq!(length_word(0x12), (0x8600_0000_0000_0012, 6));
-        assert_eq!(length_word(0x0e), (0x8200_0000_0000_000e, 2));
     }
 }

@@ -1,7 +1,7 @@
 //! The one error type of raftwal. Variants are named for what the caller can do about them.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Everything that can go wrong in raftwal.
 #[derive(Debug, thiserror::Error)]
@@ -76,8 +76,9 @@ pub enum Error {
         reason: String,
     },
 
-    /// The last segment ends in a partly written frame (a crash mid-write). Opening for write
-    /// refuses it; `repair` cuts it off (nothing there was ever acknowledged).
+    /// The last segment ends as a crash mid-write leaves it: a partly written frame, or data
+    /// after the end of its records. Opening for write refuses it; `repair` cuts it off (under
+    /// the crash model nothing there was acknowledged, since acknowledged writes were synced).
     #[error("torn write at the end of {file} at offset {offset}: run repair")]
     TornTail {
         /// The last segment.
@@ -233,6 +234,49 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// Whether this is a torn tail: the end of the last segment as a crash mid-write leaves it,
+    /// which [`crate::repair`] cuts off.
+    pub fn is_torn(&self) -> bool {
+        matches!(self, Error::TornTail { .. })
+    }
+
+    /// Whether the log (or the storage's snap files) is damaged or inconsistent in a way no
+    /// crash explains and repair does not fix: a CRC mismatch, an undecodable or misplaced
+    /// record, a gap, a missing snapshot. The data must come from elsewhere (a peer, a backup),
+    /// or an operator must decide to cut it ([`crate::repair_at`]).
+    pub fn is_corruption(&self) -> bool {
+        match self {
+            Error::CrcMismatch { .. }
+            | Error::Corrupt { .. }
+            | Error::MetadataConflict { .. }
+            | Error::SliceOutOfRange { .. }
+            | Error::SnapshotMismatch { .. }
+            | Error::SnapshotNotFound { .. }
+            | Error::SegmentGap { .. }
+            | Error::SnapshotFileMissing { .. } => true,
+            Error::NotRepairable { source } => source.is_corruption(),
+            _ => false,
+        }
+    }
+
+    /// Whether the log refuses writes after an earlier failure: reopen it.
+    pub fn is_poisoned(&self) -> bool {
+        matches!(self, Error::Poisoned { .. })
+    }
+
+    /// The segment file (full path) and byte offset the error names, when it names one: where a
+    /// torn tail starts or where the damage is.
+    pub fn position(&self) -> Option<(&Path, u64)> {
+        match self {
+            Error::TornTail { file, offset }
+            | Error::CrcMismatch { file, offset }
+            | Error::Corrupt { file, offset, .. }
+            | Error::MetadataConflict { file, offset } => Some((file, *offset)),
+            Error::NotRepairable { source } => source.position(),
+            _ => None,
+        }
+    }
+
     /// Wraps an I/O error with the step that failed; a full disk becomes [`Error::DiskFull`].
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Error {
         let context = context.into();

@@ -1,14 +1,15 @@
-//! Raw access for tools: every record of every segment in file order, with its position, and
-//! no log semantics applied beyond the frame and CRC checks.
+//! Raw access for tools: every record of every segment in file order, with its position, no log
+//! semantics applied beyond the frame and CRC checks, and the damage verdict every reader
+//! shares ([`check`]).
 
 use std::path::{Path, PathBuf};
 
 use raft_proto::eraftpb::{Entry, HardState};
 
-use crate::decoder::{Decoder, End, Step};
-use crate::error::{Error, IoContext as _, Result};
+use crate::decoder::{Decoder, End, Step, TornTail, Verdict};
+use crate::error::{Error, Result};
 use crate::record::{decode_entry, decode_hard_state, RecordType, WalSnapshot};
-use crate::segment::{self, SegmentName};
+use crate::segment::{Access, SegmentDir, SegmentName};
 use crate::wal::Options;
 
 /// One record as stored.
@@ -16,6 +17,8 @@ use crate::wal::Options;
 pub struct RawRecord {
     /// The segment file name.
     pub file: String,
+    /// The segment file's full path.
+    pub path: PathBuf,
     /// Byte offset of the record's frame (its length word) in that file.
     pub offset: u64,
     /// The record type.
@@ -35,7 +38,34 @@ pub struct RawRecords {
 
 /// The segments of the log in `dir`, in order.
 pub fn segments(dir: impl AsRef<Path>) -> Result<Vec<SegmentName>> {
-    segment::list_segments(Options::default().file_system.as_ref(), dir.as_ref())
+    segment_dir(dir.as_ref(), &Options::default()).list()
+}
+
+fn segment_dir(dir: &Path, options: &Options) -> SegmentDir {
+    SegmentDir::new(options.file_system.clone(), dir)
+}
+
+/// Reads every segment of `dir`, changing nothing, and gives the damage verdict that every
+/// reader of the log shares (open, replay, verify, repair, the CLI): sound, torn at (file,
+/// offset), or corrupt at (file, offset). An `Err` means the log could not be read at all (an
+/// I/O error, no segments).
+pub fn check(dir: impl AsRef<Path>) -> Result<Verdict> {
+    check_with(dir, Options::default())
+}
+
+/// [`check`] with explicit options.
+pub fn check_with(dir: impl AsRef<Path>, options: Options) -> Result<Verdict> {
+    match whole_log(dir.as_ref(), &options) {
+        Ok(mut decoder) => decoder.verdict(),
+        Err(e) if e.is_corruption() => Ok(Verdict::Corrupt(e)),
+        Err(e) => Err(e),
+    }
+}
+
+/// A decoder over every segment of `dir`, read-only.
+fn whole_log(dir: &Path, options: &Options) -> Result<Decoder> {
+    let segments = segment_dir(dir, options).open_whole_log(Access::Read)?;
+    Decoder::new(segments, options.replay_read_size)
 }
 
 /// Every record of every segment in `dir`, in file order. A torn tail ends the iteration with
@@ -46,9 +76,8 @@ pub fn raw_records(dir: impl AsRef<Path>) -> Result<RawRecords> {
 
 /// [`raw_records`] with explicit options.
 pub fn raw_records_with(dir: impl AsRef<Path>, options: Options) -> Result<RawRecords> {
-    let dir = dir.as_ref();
     Ok(RawRecords {
-        decoder: Decoder::open_dir(&options, dir)?,
+        decoder: whole_log(dir.as_ref(), &options)?,
         done: false,
     })
 }
@@ -63,19 +92,23 @@ impl Iterator for RawRecords {
         let step = self.decoder.next_record();
         match step {
             Ok(Step::Record(record)) => Some(Ok(RawRecord {
-                file: self.decoder.segments()[record.segment].name.clone(),
+                file: self.decoder.segments()[record.segment]
+                    .name
+                    .file_name
+                    .clone(),
+                path: self.decoder.segments()[record.segment].path.clone(),
                 offset: record.offset,
                 kind: record.kind,
                 crc: record.crc,
                 data: self.decoder.last_data().to_vec(),
             })),
-            Ok(Step::End(End::Clean)) => {
+            Ok(Step::End(End::Sound)) => {
                 self.done = true;
                 None
             }
             Ok(Step::End(End::Torn)) => {
                 self.done = true;
-                let segment = &self.decoder.segments()[self.decoder.current_segment()];
+                let segment = self.decoder.current_segment();
                 Some(Err(Error::TornTail {
                     file: segment.path.clone(),
                     offset: self.decoder.last_valid_offset(),
@@ -116,55 +149,31 @@ impl RawRecord {
             RecordType::Snapshot => WalSnapshot::decode(&self.data).map(Payload::Snapshot),
         };
         decoded.map_err(|reason| Error::Corrupt {
-            file: PathBuf::from(&self.file),
+            file: self.path.clone(),
             offset: self.offset,
             reason: format!("{} record: {reason}", self.kind.name()),
         })
     }
 }
 
-/// A torn tail that [`repair`](fn@crate::repair) would cut off; see [`find_torn_tail`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TornTail {
-    /// The last segment.
-    pub file: PathBuf,
-    /// Where the torn frame starts: the segment's length after a repair.
-    pub offset: u64,
-    /// The segment's current length; `len - offset` bytes would be cut.
-    pub len: u64,
-}
-
 /// Reads every segment of `dir`, changing nothing, and says whether the log ends in a torn tail
 /// (`Some`) or cleanly (`None`): what [`repair`](fn@crate::repair) would do, without doing it.
 ///
-/// Damage anywhere that is not a torn tail of the last segment is [`Error::NotRepairable`],
-/// since repairing the tail would not make such a log readable.
+/// Corruption anywhere is [`Error::NotRepairable`], since repairing the tail would not make
+/// such a log readable.
 pub fn find_torn_tail(dir: impl AsRef<Path>) -> Result<Option<TornTail>> {
     find_torn_tail_with(dir, Options::default())
 }
 
 /// [`find_torn_tail`] with explicit options.
 pub fn find_torn_tail_with(dir: impl AsRef<Path>, options: Options) -> Result<Option<TornTail>> {
-    let fs = options.file_system.clone();
-    for record in raw_records_with(dir, options)? {
-        match record {
-            Ok(_) => continue,
-            Err(Error::TornTail { file, offset }) => {
-                let len = fs
-                    .open_file(&file, false)
-                    .and_then(|f| f.len())
-                    .ctx(|| format!("reading the size of {}", file.display()))?;
-                return Ok(Some(TornTail { file, offset, len }));
-            }
-            Err(e @ (Error::Io { .. } | Error::DiskFull { .. })) => return Err(e),
-            Err(e) => {
-                return Err(Error::NotRepairable {
-                    source: Box::new(e),
-                })
-            }
-        }
+    match check_with(dir, options)? {
+        Verdict::Sound => Ok(None),
+        Verdict::Torn(torn) => Ok(Some(torn)),
+        Verdict::Corrupt(e) => Err(Error::NotRepairable {
+            source: Box::new(e),
+        }),
     }
-    Ok(None)
 }
 
 /// The segments of `dir` that a writer holds locked right now, in order.
@@ -177,23 +186,5 @@ pub fn locked_segments(dir: impl AsRef<Path>) -> Result<Vec<SegmentName>> {
 
 /// [`locked_segments`] with explicit options.
 pub fn locked_segments_with(dir: impl AsRef<Path>, options: Options) -> Result<Vec<SegmentName>> {
-    let dir = dir.as_ref();
-    let fs = options.file_system.as_ref();
-    let mut locked = Vec::new();
-    for name in segment::list_segments(fs, dir)? {
-        let path = dir.join(&name.file_name);
-        let file = fs
-            .open_file(&path, false)
-            .ctx(|| format!("opening {}", path.display()))?;
-        if file
-            .try_lock()
-            .ctx(|| format!("locking {}", path.display()))?
-        {
-            file.unlock()
-                .ctx(|| format!("unlocking {}", path.display()))?;
-        } else {
-            locked.push(name);
-        }
-    }
-    Ok(locked)
+    segment_dir(dir.as_ref(), &options).locked()
 }

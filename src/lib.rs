@@ -41,32 +41,35 @@ mod commit;
 mod decoder;
 mod encoder;
 mod error;
+pub mod frame;
 pub mod fs;
 pub mod inspect;
 pub mod observe;
 mod raft_storage;
 mod record;
 mod repair;
-mod replay;
 mod segment;
+mod segment_pipeline;
 mod snap;
 mod storage;
 mod wal;
 
 pub use applog::{AppLog, AppReplay};
 pub use commit::{Completion, SharedWal, SyncPolicy};
+pub use decoder::{EntryRun, TornTail, Verdict};
 pub use error::{Error, Result};
 pub use raft_storage::RaftStorage;
 pub use record::{is_empty_hard_state, must_sync, walpb, RecordType, WalSnapshot};
-pub use repair::{repair, repair_at, repair_at_with, repair_with, Repaired};
-pub use replay::{
-    apply_entry, valid_snapshot_entries, valid_snapshot_entries_with, verify, verify_with,
-    LogRecord, Recovered, Replay,
+pub use repair::{
+    plan_forced_cut, repair, repair_at, repair_at_with, repair_with, ForcedCut, Repaired,
 };
 pub use segment::{SegmentName, DEFAULT_SEGMENT_SIZE};
 pub use snap::{decode_snap_file, encode_snap_file, SnapName, Snapshotter};
 pub use storage::{storage_exists, Restored, Storage, StorageOptions, SNAP_DIR, WAL_DIR};
-pub use wal::{exists, Options, Wal, DEFAULT_REPLAY_READ_SIZE};
+pub use wal::{
+    apply_entry, exists, valid_snapshot_entries, valid_snapshot_entries_with, verify, verify_with,
+    LogRecord, Options, Recovered, Replay, Wal, DEFAULT_REPLAY_READ_SIZE,
+};
 
 /// The raft types the log stores, re-exported from raft-proto.
 pub use raft_proto::eraftpb;

@@ -1,15 +1,14 @@
-//! Repair: cutting a torn tail off the last segment after a crash mid-write. Nothing in a torn
-//! frame was acknowledged (it was never synced whole), so removing it loses nothing; any other
-//! damage is refused.
+//! Repair: cutting a torn tail off the last segment after a crash mid-write, and the operator's
+//! forced cut. Both read the log through the same segment directory and damage classifier as
+//! every other reader, so repair cuts exactly what `verify` calls torn and refuses everything
+//! it calls corrupt.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use crate::decoder::{Decoder, End, SegmentSource, Step};
+use crate::decoder::{Decoder, EntryRun, Verdict};
 use crate::error::{Error, IoContext as _, Result};
-use crate::fs::WalFile;
 use crate::observe;
-use crate::segment;
+use crate::segment::{Access, OpenSegment, SegmentDir};
 use crate::wal::Options;
 
 /// What [`repair`] did.
@@ -17,18 +16,21 @@ use crate::wal::Options;
 pub struct Repaired {
     /// The segment whose tail was cut off.
     pub file: PathBuf,
-    /// Its new length: the end of its last valid frame.
+    /// Its new length: the end of its last valid frame (0 when it was removed).
     pub offset: u64,
     /// Its size before the repair.
     pub old_len: u64,
     /// The copy of the segment as it was, `<file>.broken`.
     pub broken_copy: PathBuf,
+    /// Whether the segment was removed whole (a forced cut inside its header) rather than
+    /// truncated.
+    pub removed: bool,
 }
 
 /// Repairs a torn tail of the last segment in `dir`: keeps a copy as `<file>.broken`, truncates
-/// the segment at its last valid frame and syncs. Returns `Ok(None)` when the log ends cleanly.
+/// the segment where its records end and syncs. Returns `Ok(None)` when the log is sound.
 ///
-/// Damage that is not a torn tail of the last segment is [`Error::NotRepairable`].
+/// Corruption anywhere is [`Error::NotRepairable`], and nothing is changed.
 pub fn repair(dir: impl AsRef<Path>) -> Result<Option<Repaired>> {
     repair_with(dir, Options::default())
 }
@@ -36,24 +38,42 @@ pub fn repair(dir: impl AsRef<Path>) -> Result<Option<Repaired>> {
 /// [`repair`] with explicit options.
 pub fn repair_with(dir: impl AsRef<Path>, options: Options) -> Result<Option<Repaired>> {
     let dir = dir.as_ref();
-    let last = LastSegment::lock(dir, &options)?;
-    let mut decoder = last.decoder(&options)?;
-    loop {
-        match decoder.next_record() {
-            Ok(Step::Record(_)) => continue,
-            Ok(Step::End(End::Clean)) => return Ok(None),
-            Ok(Step::End(End::Torn)) => break,
-            Err(e @ (Error::Io { .. } | Error::DiskFull { .. })) => return Err(e),
-            Err(e) => {
-                observe::repair_refused(dir, &e);
-                return Err(Error::NotRepairable {
-                    source: Box::new(e),
-                });
-            }
+    let (last, verdict) = read_locked(dir, &options)?;
+    match verdict {
+        Verdict::Sound => Ok(None),
+        Verdict::Torn(torn) => cut(dir, &options, last, torn.offset, Cut::TornTail).map(Some),
+        Verdict::Corrupt(e) => {
+            observe::repair_refused(dir, &e);
+            Err(Error::NotRepairable {
+                source: Box::new(e),
+            })
         }
     }
-    last.cut_at(dir, &options, decoder.last_valid_offset(), Cut::TornTail)
-        .map(Some)
+}
+
+/// What [`repair_at`] would cut: the last segment's damage (torn or corrupt), found by reading
+/// every segment and changing nothing. Its dry run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForcedCut {
+    /// The last segment.
+    pub file: PathBuf,
+    /// Where its damage starts: the offset [`repair_at`] must be given.
+    pub offset: u64,
+    /// The segment's current length.
+    pub len: u64,
+    /// Entries that still parse after `offset` (CRC unchecked): what the cut would lose.
+    pub entries_after: Option<EntryRun>,
+    /// Whether the damage is inside the segment's header, so the cut removes the whole
+    /// segment (kept as `<file>.broken`) and the log ends with the segment before it.
+    pub removes_segment: bool,
+}
+
+/// Plans [`repair_at`] without changing anything: `None` when the log is sound. Damage before
+/// the last segment is [`Error::NotRepairable`].
+pub fn plan_forced_cut(dir: impl AsRef<Path>, options: Options) -> Result<Option<ForcedCut>> {
+    let dir = SegmentDir::new(options.file_system.clone(), dir.as_ref());
+    let segments = dir.open_whole_log(Access::Read)?;
+    forced_cut_of(segments, &options)
 }
 
 /// Cuts the last segment of `dir` at its first damaged frame, discarding everything after it,
@@ -62,7 +82,8 @@ pub fn repair_with(dir: impl AsRef<Path>, options: Options) -> Result<Option<Rep
 /// follows is lost. `offset` confirms the decision: it must be where the damage starts, the
 /// offset of the [`Error::Corrupt`] or [`Error::CrcMismatch`] in that segment (or of a torn
 /// tail); anything else is [`Error::NoDamageThere`] and changes nothing. The segment is first
-/// kept as `<file>.broken`.
+/// kept as `<file>.broken`. Damage inside the last segment's header moves the whole segment
+/// aside as `<file>.broken`, so the log ends with the segment before it.
 pub fn repair_at(dir: impl AsRef<Path>, offset: u64) -> Result<Repaired> {
     repair_at_with(dir, offset, Options::default())
 }
@@ -70,121 +91,154 @@ pub fn repair_at(dir: impl AsRef<Path>, offset: u64) -> Result<Repaired> {
 /// [`repair_at`] with explicit options.
 pub fn repair_at_with(dir: impl AsRef<Path>, offset: u64, options: Options) -> Result<Repaired> {
     let dir = dir.as_ref();
-    let last = LastSegment::lock(dir, &options)?;
-    let mut decoder = last.decoder(&options)?;
-    let damage = loop {
-        match decoder.next_record() {
-            Ok(Step::Record(_)) => continue,
-            Ok(Step::End(End::Clean)) => break None,
-            Ok(Step::End(End::Torn)) => break Some(decoder.last_valid_offset()),
-            Err(e @ (Error::Io { .. } | Error::DiskFull { .. })) => return Err(e),
-            Err(_) => break Some(decoder.last_valid_offset()),
+    let segments =
+        SegmentDir::new(options.file_system.clone(), dir).open_whole_log(Access::Write)?;
+    let last = segments
+        .last()
+        .cloned()
+        .ok_or_else(|| Error::SegmentNotFound {
+            dir: dir.to_path_buf(),
+            index: 0,
+        })?;
+    let plan = forced_cut_of(segments, &options)?;
+    match plan {
+        Some(plan) if plan.offset == offset => {
+            let how = if plan.removes_segment {
+                Cut::RemoveSegment
+            } else {
+                Cut::Forced
+            };
+            cut(dir, &options, last, offset, how)
         }
-    };
-    if damage != Some(offset) {
-        return Err(Error::NoDamageThere {
+        _ => Err(Error::NoDamageThere {
             file: last.path,
             offset,
-            damage,
-        });
+            damage: plan.map(|p| p.offset),
+        }),
     }
-    last.cut_at(dir, &options, offset, Cut::Forced)
+}
+
+/// The damage the last of `segments` ends in, torn or corrupt, with where it starts; `None`
+/// when the log is sound. Damage before the last segment is [`Error::NotRepairable`]: no cut of
+/// the tail would make such a log readable, and neither is damage in the header of the log's
+/// first segment, which has nothing before it to keep.
+fn forced_cut_of(segments: Vec<OpenSegment>, options: &Options) -> Result<Option<ForcedCut>> {
+    let last = segments.last().map(|s| (s.path.clone(), s.name.seq));
+    let mut decoder = Decoder::new(segments, options.replay_read_size)?;
+    let (offset, removes_segment) = match decoder.verdict()? {
+        Verdict::Sound => return Ok(None),
+        Verdict::Torn(torn) => (torn.offset, false),
+        Verdict::Corrupt(e) => match (e.position(), &last) {
+            (Some((file, offset)), Some((last, seq))) if file == last => {
+                if decoder.in_header() && *seq == 0 {
+                    return Err(Error::NotRepairable {
+                        source: Box::new(e),
+                    });
+                }
+                (offset, decoder.in_header())
+            }
+            _ => {
+                return Err(Error::NotRepairable {
+                    source: Box::new(e),
+                })
+            }
+        },
+    };
+    let torn = decoder.torn_tail()?;
+    Ok(Some(ForcedCut {
+        file: torn.file,
+        offset,
+        len: torn.len,
+        entries_after: torn.entries_after,
+        removes_segment,
+    }))
+}
+
+/// Reads the whole log in `dir` with its last segment locked against writers (a writer would
+/// keep appending over what is cut), and classifies it.
+fn read_locked(dir: &Path, options: &Options) -> Result<(OpenSegment, Verdict)> {
+    let segments =
+        SegmentDir::new(options.file_system.clone(), dir).open_whole_log(Access::Write)?;
+    let last = segments
+        .last()
+        .cloned()
+        .ok_or_else(|| Error::SegmentNotFound {
+            dir: dir.to_path_buf(),
+            index: 0,
+        })?;
+    let verdict = Decoder::new(segments, options.replay_read_size)?.verdict()?;
+    Ok((last, verdict))
 }
 
 /// Why a segment is cut.
 enum Cut {
-    /// A torn write: nothing cut was acknowledged.
+    /// A torn write: under the crash model nothing cut was acknowledged.
     TornTail,
     /// The operator's decision ([`repair_at`]): what was cut may have been acknowledged.
     Forced,
+    /// The operator's decision on damage inside the last segment's header: the segment goes.
+    RemoveSegment,
 }
 
-/// The last segment of a log, open for writing and locked against writers.
-struct LastSegment {
-    name: String,
-    path: PathBuf,
-    file: Arc<dyn WalFile>,
-}
-
-impl LastSegment {
-    fn lock(dir: &Path, options: &Options) -> Result<LastSegment> {
-        let fs = options.file_system.as_ref();
-        let names = segment::list_segments(fs, dir)?;
-        let last = names.last().ok_or_else(|| Error::SegmentNotFound {
-            dir: dir.to_path_buf(),
-            index: 0,
-        })?;
-        let path = dir.join(&last.file_name);
-        let file = fs
-            .open_file(&path, true)
-            .ctx(|| format!("opening {}", path.display()))?;
-        // A writer holding the log would keep appending over what we cut: refuse instead.
-        if !file
-            .try_lock()
-            .ctx(|| format!("locking {}", path.display()))?
-        {
-            return Err(Error::Locked { file: path });
+/// Keeps the evidence first, durably, then cuts: a crash in between leaves the segment as it was
+/// (still damaged, still repairable) plus a complete copy. An offset inside the segment's header
+/// (a forced cut of header damage) removes the segment instead: a segment without its header
+/// cannot be read, and the segment before it ends cleanly, as every cut leaves it.
+fn cut(
+    dir: &Path,
+    options: &Options,
+    last: OpenSegment,
+    offset: u64,
+    cut: Cut,
+) -> Result<Repaired> {
+    let fs = options.file_system.as_ref();
+    let (path, file) = (&last.path, &last.file);
+    let old_len = file
+        .len()
+        .ctx(|| format!("reading the size of {}", path.display()))?;
+    let broken_copy = dir.join(format!("{}.broken", last.name.file_name));
+    let copy = fs
+        .create_file(&broken_copy)
+        .ctx(|| format!("creating {}", broken_copy.display()))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = 0u64;
+    while pos < old_len {
+        let n = file
+            .read_at(&mut buf, pos)
+            .ctx(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
         }
-        Ok(LastSegment {
-            name: last.file_name.clone(),
-            path,
-            file,
-        })
+        copy.write_all_at(&buf[..n], pos)
+            .ctx(|| format!("writing {}", broken_copy.display()))?;
+        pos += n as u64;
     }
+    copy.sync_all()
+        .ctx(|| format!("syncing {}", broken_copy.display()))?;
+    fs.sync_dir(dir)
+        .ctx(|| format!("syncing {}", dir.display()))?;
 
-    fn decoder(&self, options: &Options) -> Result<Decoder> {
-        Decoder::new(
-            vec![SegmentSource {
-                name: self.name.clone(),
-                path: self.path.clone(),
-                file: self.file.clone(),
-            }],
-            options.replay_read_size,
-        )
-    }
-
-    /// Keeps the evidence first, durably, then cuts: a crash in between leaves the segment as
-    /// it was (still damaged, still repairable) plus a complete copy.
-    fn cut_at(self, dir: &Path, options: &Options, offset: u64, cut: Cut) -> Result<Repaired> {
-        let fs = options.file_system.as_ref();
-        let (path, file) = (&self.path, &self.file);
-        let old_len = file
-            .len()
-            .ctx(|| format!("reading the size of {}", path.display()))?;
-        let broken_copy = dir.join(format!("{}.broken", self.name));
-        let copy = fs
-            .create_file(&broken_copy)
-            .ctx(|| format!("creating {}", broken_copy.display()))?;
-        let mut buf = vec![0u8; 1 << 20];
-        let mut pos = 0u64;
-        while pos < old_len {
-            let n = file
-                .read_at(&mut buf, pos)
-                .ctx(|| format!("reading {}", path.display()))?;
-            if n == 0 {
-                break;
-            }
-            copy.write_all_at(&buf[..n], pos)
-                .ctx(|| format!("writing {}", broken_copy.display()))?;
-            pos += n as u64;
-        }
-        copy.sync_all()
-            .ctx(|| format!("syncing {}", broken_copy.display()))?;
+    let whole_segment = matches!(cut, Cut::RemoveSegment);
+    if whole_segment {
+        fs.remove_file(path)
+            .ctx(|| format!("removing {}", path.display()))?;
         fs.sync_dir(dir)
             .ctx(|| format!("syncing {}", dir.display()))?;
-
+    } else {
         file.set_len(offset)
             .ctx(|| format!("truncating {}", path.display()))?;
         file.sync_all()
             .ctx(|| format!("syncing {}", path.display()))?;
-        let forced = matches!(cut, Cut::Forced);
-        observe::repaired(path, offset, old_len, &broken_copy, forced);
-        let _ = file.unlock();
-        Ok(Repaired {
-            file: self.path,
-            offset,
-            old_len,
-            broken_copy,
-        })
     }
+    let forced = !matches!(cut, Cut::TornTail);
+    let new_len = if whole_segment { 0 } else { offset };
+    observe::repaired(path, new_len, old_len, &broken_copy, forced);
+    let _ = file.unlock();
+    Ok(Repaired {
+        file: last.path,
+        offset: new_len,
+        old_len,
+        broken_copy,
+        removed: whole_segment,
+    })
 }

@@ -1,13 +1,14 @@
-//! Segment files: their names, which ones a read needs, and the pipeline that prepares the next
-//! one (created, locked and preallocated ahead of time) so a cut never waits on allocation.
+//! The segment directory, the one door every reader and writer goes through (etcd's
+//! `openWALFiles`): segment names, listing, choosing the segments a read from a snapshot needs,
+//! checking their sequence, opening and locking them, creating a log atomically through
+//! `<dir>.tmp`, and purging old segments in one crash-safe order.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use crate::error::{Error, IoContext as _, Result};
 use crate::fs::{FileSystem, WalFile};
+use crate::observe;
 
 /// etcd's segment size: a segment is cut once a write takes it to this many bytes.
 pub const DEFAULT_SEGMENT_SIZE: u64 = 64_000_000;
@@ -50,26 +51,269 @@ impl SegmentName {
     }
 }
 
-/// The segments in `dir`, ordered by sequence number.
-pub(crate) fn list_segments(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<SegmentName>> {
-    let mut names: Vec<SegmentName> = fs
-        .list_dir(dir)
-        .ctx(|| format!("listing {}", dir.display()))?
-        .iter()
-        .filter_map(|name| SegmentName::parse(name))
-        .collect();
-    names.sort();
-    Ok(names)
+/// How a segment is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Read-only and unlocked: works beside a live writer.
+    Read,
+    /// Writable and locked exclusively: another writer gets [`Error::Locked`].
+    Write,
+}
+
+/// An open segment file.
+#[derive(Debug, Clone)]
+pub(crate) struct OpenSegment {
+    /// Its parsed name.
+    pub(crate) name: SegmentName,
+    /// Its full path, for error messages.
+    pub(crate) path: PathBuf,
+    /// The open file (locked when opened with [`Access::Write`]).
+    pub(crate) file: Arc<dyn WalFile>,
+}
+
+/// A log directory of segment files on a file system.
+#[derive(Debug, Clone)]
+pub(crate) struct SegmentDir {
+    fs: Arc<dyn FileSystem>,
+    path: PathBuf,
+}
+
+impl SegmentDir {
+    /// The segment directory at `path`.
+    pub(crate) fn new(fs: Arc<dyn FileSystem>, path: &Path) -> SegmentDir {
+        SegmentDir {
+            fs,
+            path: path.to_path_buf(),
+        }
+    }
+
+    /// The directory's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file system it lives on.
+    pub(crate) fn file_system(&self) -> &Arc<dyn FileSystem> {
+        &self.fs
+    }
+
+    /// Whether the directory holds any segment (a missing directory holds none).
+    pub(crate) fn has_segments(&self) -> bool {
+        self.fs
+            .list_dir(&self.path)
+            .map(|names| names.iter().any(|n| SegmentName::parse(n).is_some()))
+            .unwrap_or(false)
+    }
+
+    /// Every segment in the directory, ordered by sequence number, unchecked.
+    pub(crate) fn list(&self) -> Result<Vec<SegmentName>> {
+        let mut names: Vec<SegmentName> = self
+            .fs
+            .list_dir(&self.path)
+            .ctx(|| format!("listing {}", self.path.display()))?
+            .iter()
+            .filter_map(|name| SegmentName::parse(name))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Every segment, checked to be numbered consecutively: what a read of the whole directory
+    /// (verify, inspect, repair) goes through. An empty directory is [`Error::SegmentNotFound`].
+    pub(crate) fn all(&self) -> Result<Vec<SegmentName>> {
+        let names = self.list()?;
+        if names.is_empty() {
+            return Err(Error::SegmentNotFound {
+                dir: self.path.clone(),
+                index: 0,
+            });
+        }
+        check_contiguous(&names)?;
+        Ok(names)
+    }
+
+    /// The segments a read from a snapshot at `index` needs: from the last one whose first index
+    /// is at or below `index` to the end, checked to be numbered consecutively.
+    pub(crate) fn needed_from(&self, index: u64) -> Result<Vec<SegmentName>> {
+        let mut names = self.list()?;
+        let first = search_index(&names, index).ok_or_else(|| Error::SegmentNotFound {
+            dir: self.path.clone(),
+            index,
+        })?;
+        names.drain(..first);
+        check_contiguous(&names)?;
+        Ok(names)
+    }
+
+    /// The path of the segment `name`.
+    pub(crate) fn path_of(&self, name: &SegmentName) -> PathBuf {
+        self.path.join(&name.file_name)
+    }
+
+    /// Opens the segment `name`, taking its lock for [`Access::Write`].
+    pub(crate) fn open(&self, name: &SegmentName, access: Access) -> Result<OpenSegment> {
+        let path = self.path_of(name);
+        let file = self
+            .fs
+            .open_file(&path, access == Access::Write)
+            .ctx(|| format!("opening {}", path.display()))?;
+        if access == Access::Write && !try_lock(file.as_ref(), &path)? {
+            return Err(Error::Locked { file: path });
+        }
+        Ok(OpenSegment {
+            name: name.clone(),
+            path,
+            file,
+        })
+    }
+
+    /// Opens every segment of `names` with `access`, in order.
+    pub(crate) fn open_all(
+        &self,
+        names: &[SegmentName],
+        access: Access,
+    ) -> Result<Vec<OpenSegment>> {
+        names.iter().map(|name| self.open(name, access)).collect()
+    }
+
+    /// Opens every segment for a read of the whole log: all read-only, except the last one,
+    /// opened with `last` (a repair locks it so no writer appends while it cuts).
+    pub(crate) fn open_whole_log(&self, last: Access) -> Result<Vec<OpenSegment>> {
+        let names = self.all()?;
+        let (tail, older) = names.split_last().ok_or_else(|| Error::SegmentNotFound {
+            dir: self.path.clone(),
+            index: 0,
+        })?;
+        let mut segments = self.open_all(older, Access::Read)?;
+        segments.push(self.open(tail, last)?);
+        Ok(segments)
+    }
+
+    /// The segments some writer holds locked right now, in order. Each lock is tried without
+    /// waiting and released at once.
+    pub(crate) fn locked(&self) -> Result<Vec<SegmentName>> {
+        let mut locked = Vec::new();
+        for name in self.list()? {
+            let path = self.path_of(&name);
+            let file = self
+                .fs
+                .open_file(&path, false)
+                .ctx(|| format!("opening {}", path.display()))?;
+            if try_lock(file.as_ref(), &path)? {
+                file.unlock()
+                    .ctx(|| format!("unlocking {}", path.display()))?;
+            } else {
+                locked.push(name);
+            }
+        }
+        Ok(locked)
+    }
+
+    /// Deletes segments oldest first until `keep` are left, stopping at the first one some
+    /// writer (this process included) still holds locked; returns the names deleted.
+    ///
+    /// The one crash-safe order, for every caller: take the segment's lock, remove it, fsync the
+    /// directory, and only then go on to the next. A crash therefore leaves a suffix of the
+    /// sequence, never an older segment without the newer ones deleted before it (a gap that
+    /// would fail the next open), and never deletes a segment a writer still needs.
+    pub(crate) fn purge(&self, keep: usize) -> Result<Vec<String>> {
+        let names = self.list()?;
+        let excess = names.len().saturating_sub(keep);
+        let mut deleted = Vec::new();
+        for name in names.into_iter().take(excess) {
+            let path = self.path_of(&name);
+            let file = self
+                .fs
+                .open_file(&path, false)
+                .ctx(|| format!("opening {}", path.display()))?;
+            // flock locks belong to an open file description: this fresh one conflicts with a
+            // writer's lock on the same file, even in this process.
+            if !try_lock(file.as_ref(), &path)? {
+                break;
+            }
+            self.fs
+                .remove_file(&path)
+                .ctx(|| format!("removing {}", path.display()))?;
+            self.fs
+                .sync_dir(&self.path)
+                .ctx(|| format!("syncing {}", self.path.display()))?;
+            let _ = file.unlock();
+            observe::purged(&path);
+            deleted.push(name.file_name);
+        }
+        Ok(deleted)
+    }
+}
+
+fn try_lock(file: &dyn WalFile, path: &Path) -> Result<bool> {
+    file.try_lock()
+        .ctx(|| format!("locking {}", path.display()))
+}
+
+/// Creates the directory `dir` atomically: refuses a `dir` that holds anything, builds the
+/// contents in `<dir>.tmp` (replacing what a crashed create left there) with `build`, then makes
+/// it appear whole. Either a complete directory appears at `dir` or none does.
+///
+/// Durable in order: what `build` wrote (it syncs its own files), the entries of `<dir>.tmp`,
+/// the rename in the parent, and the parent's entry.
+pub(crate) fn create_atomically<T>(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    build: impl FnOnce(&Path) -> Result<T>,
+) -> Result<T> {
+    let dir_exists = fs
+        .exists(dir)
+        .ctx(|| format!("checking {}", dir.display()))?;
+    if dir_exists
+        && !fs
+            .list_dir(dir)
+            .ctx(|| format!("listing {}", dir.display()))?
+            .is_empty()
+    {
+        return Err(Error::AlreadyExists {
+            dir: dir.to_path_buf(),
+        });
+    }
+    let tmp = tmp_dir_of(dir);
+    if fs
+        .exists(&tmp)
+        .ctx(|| format!("checking {}", tmp.display()))?
+    {
+        fs.remove_dir_all(&tmp)
+            .ctx(|| format!("removing stale {}", tmp.display()))?;
+    }
+    fs.create_dir_all(&tmp)
+        .ctx(|| format!("creating {}", tmp.display()))?;
+    let built = build(&tmp)?;
+    fs.sync_dir(&tmp)
+        .ctx(|| format!("syncing {}", tmp.display()))?;
+    if dir_exists {
+        fs.remove_dir(dir)
+            .ctx(|| format!("replacing empty {}", dir.display()))?;
+    }
+    fs.rename(&tmp, dir)
+        .ctx(|| format!("renaming {} to {}", tmp.display(), dir.display()))?;
+    let parent = crate::fs::parent_dir(dir);
+    fs.sync_dir(&parent)
+        .ctx(|| format!("syncing {}", parent.display()))?;
+    Ok(built)
+}
+
+/// `<dir>.tmp`, where a new directory is built before it appears under its name.
+fn tmp_dir_of(dir: &Path) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    dir.with_file_name(name)
 }
 
 /// Position of the last segment whose first index is at or below `index`: the one holding the
 /// entry right after a snapshot at `index`.
-pub(crate) fn search_index(names: &[SegmentName], index: u64) -> Option<usize> {
+fn search_index(names: &[SegmentName], index: u64) -> Option<usize> {
     names.iter().rposition(|name| name.index <= index)
 }
 
 /// Checks that sequence numbers increase by exactly one.
-pub(crate) fn check_contiguous(names: &[SegmentName]) -> Result<()> {
+fn check_contiguous(names: &[SegmentName]) -> Result<()> {
     for pair in names.windows(2) {
         if pair[1].seq != pair[0].seq + 1 {
             return Err(Error::SegmentGap {
@@ -79,144 +323,6 @@ pub(crate) fn check_contiguous(names: &[SegmentName]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// A segment file prepared for a cut: created under a temporary name, locked and preallocated.
-#[derive(Debug)]
-pub(crate) struct PreparedFile {
-    pub(crate) path: PathBuf,
-    pub(crate) file: Arc<dyn WalFile>,
-}
-
-/// Creates `<dir>/<n % 2>.tmp`, locks it and preallocates `size` bytes.
-fn prepare(fs: &dyn FileSystem, dir: &Path, count: u64, size: u64) -> Result<PreparedFile> {
-    let path = dir.join(format!("{}.tmp", count % 2));
-    let file = fs
-        .create_file(&path)
-        .ctx(|| format!("creating {}", path.display()))?;
-    if !file
-        .try_lock()
-        .ctx(|| format!("locking {}", path.display()))?
-    {
-        return Err(Error::Locked { file: path });
-    }
-    file.allocate(size)
-        .ctx(|| format!("preallocating {}", path.display()))?;
-    Ok(PreparedFile { path, file })
-}
-
-/// Hands out prepared segment files, one at a time, for cuts.
-#[derive(Debug)]
-pub(crate) enum FilePipeline {
-    /// A thread keeps one file ready ahead of the next cut.
-    Background {
-        files: Option<Receiver<Result<PreparedFile>>>,
-        thread: Option<JoinHandle<()>>,
-    },
-    /// Files are prepared when a cut asks (deterministic order of I/O calls, for fault tests).
-    Inline {
-        fs: Arc<dyn FileSystem>,
-        dir: PathBuf,
-        size: u64,
-        count: u64,
-    },
-}
-
-impl FilePipeline {
-    /// Starts preparing files of `size` bytes in `dir`, in a background thread when `background`.
-    pub(crate) fn start(
-        fs: Arc<dyn FileSystem>,
-        dir: &Path,
-        size: u64,
-        background: bool,
-    ) -> FilePipeline {
-        let dir = dir.to_path_buf();
-        if !background {
-            return FilePipeline::Inline {
-                fs,
-                dir,
-                size,
-                count: 0,
-            };
-        }
-        // A rendezvous channel: the thread prepares exactly one file ahead and waits for a cut
-        // to take it.
-        let (tx, rx) = mpsc::sync_channel::<Result<PreparedFile>>(0);
-        let (thread_fs, thread_dir) = (fs.clone(), dir.clone());
-        let thread = std::thread::Builder::new()
-            .name("raftwal-pipeline".into())
-            .spawn(move || {
-                let (fs, dir) = (thread_fs, thread_dir);
-                for count in 0.. {
-                    let prepared = prepare(fs.as_ref(), &dir, count, size);
-                    let failed = prepared.is_err();
-                    if let Err(mpsc::SendError(unused)) = tx.send(prepared) {
-                        // The log closed: remove the file nobody will take.
-                        if let Ok(file) = unused {
-                            let _ = file.file.unlock();
-                            let _ = fs.remove_file(&file.path);
-                        }
-                        return;
-                    }
-                    if failed {
-                        return;
-                    }
-                }
-            });
-        match thread {
-            Ok(thread) => FilePipeline::Background {
-                files: Some(rx),
-                thread: Some(thread),
-            },
-            // No thread to be had: prepare files when cuts ask instead.
-            Err(_) => FilePipeline::Inline {
-                fs,
-                dir,
-                size,
-                count: 0,
-            },
-        }
-    }
-
-    /// The next prepared file.
-    pub(crate) fn take(&mut self) -> Result<PreparedFile> {
-        match self {
-            FilePipeline::Background { files, .. } => files
-                .as_ref()
-                .and_then(|rx| rx.recv().ok())
-                .unwrap_or_else(|| {
-                    Err(Error::Poisoned {
-                        reason: "the segment pipeline stopped after an earlier failure".into(),
-                    })
-                }),
-            FilePipeline::Inline {
-                fs,
-                dir,
-                size,
-                count,
-            } => {
-                let prepared = prepare(fs.as_ref(), dir, *count, *size);
-                *count += 1;
-                prepared
-            }
-        }
-    }
-
-    /// Stops preparing files and removes the one prepared but not taken.
-    pub(crate) fn stop(&mut self) {
-        if let FilePipeline::Background { files, thread } = self {
-            drop(files.take());
-            if let Some(thread) = thread.take() {
-                let _ = thread.join();
-            }
-        }
-    }
-}
-
-impl Drop for FilePipeline {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 #[cfg(test)]

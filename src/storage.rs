@@ -17,14 +17,11 @@ use std::path::{Path, PathBuf};
 use raft_proto::eraftpb::{Entry, HardState, Snapshot};
 
 use crate::error::{Error, IoContext as _, Result};
-use crate::fs::FileSystem;
-use crate::observe;
 use crate::record::WalSnapshot;
 use crate::repair::{repair_with, Repaired};
-use crate::replay::valid_snapshot_entries_with;
-use crate::segment;
+use crate::segment::{self, SegmentDir};
 use crate::snap::Snapshotter;
-use crate::wal::{Options, Wal};
+use crate::wal::{valid_snapshot_entries_with, Options, Wal};
 
 /// The WAL's directory inside a storage directory.
 pub const WAL_DIR: &str = "wal";
@@ -78,10 +75,7 @@ pub struct Storage {
 
 /// Whether `dir` holds a storage (a WAL in `<dir>/wal`).
 pub fn storage_exists(dir: impl AsRef<Path>, options: &StorageOptions) -> bool {
-    crate::wal::exists_in(
-        options.wal.file_system.as_ref(),
-        &dir.as_ref().join(WAL_DIR),
-    )
+    SegmentDir::new(options.wal.file_system.clone(), &dir.as_ref().join(WAL_DIR)).has_segments()
 }
 
 impl Storage {
@@ -254,41 +248,19 @@ impl Storage {
         self.wal.sync()
     }
 
+    /// Whether the WAL refuses writes after a failure (see [`Wal::is_poisoned`]). After an
+    /// error from [`Storage::save_snap`], this says whether the log itself failed (reopen the
+    /// storage) or only the snap file could not be written (the log is intact; retry).
+    pub fn is_poisoned(&self) -> bool {
+        self.wal.is_poisoned()
+    }
+
     /// Deletes released WAL segments, oldest first, until `keep` segment files are left; stops
     /// at the first segment still locked (by this log or any other process). Returns the names
-    /// deleted.
-    ///
-    /// A segment is deleted only while this call holds its lock, and the directory is synced
-    /// after each deletion, so that a crash never brings back an older segment without the
-    /// newer ones it was deleted before (a gap in the sequence would fail the next open).
+    /// deleted. Crash-safe: see the segment directory's purge order (lock, remove, sync the
+    /// directory, one segment at a time), so a crash never leaves a gap.
     pub fn purge(&mut self, keep: usize) -> Result<Vec<String>> {
-        let fs: &dyn FileSystem = self.options.wal.file_system.as_ref();
-        let wal_dir = self.wal.dir().to_path_buf();
-        let names = segment::list_segments(fs, &wal_dir)?;
-        let excess = names.len().saturating_sub(keep);
-        let mut deleted = Vec::new();
-        for name in names.into_iter().take(excess) {
-            let path = wal_dir.join(&name.file_name);
-            let file = fs
-                .open_file(&path, false)
-                .ctx(|| format!("opening {}", path.display()))?;
-            // flock locks belong to an open file description: this fresh one conflicts with the
-            // log's own lock on the same file, so a segment still in use is never deleted.
-            if !file
-                .try_lock()
-                .ctx(|| format!("locking {}", path.display()))?
-            {
-                break;
-            }
-            fs.remove_file(&path)
-                .ctx(|| format!("removing {}", path.display()))?;
-            fs.sync_dir(&wal_dir)
-                .ctx(|| format!("syncing {}", wal_dir.display()))?;
-            let _ = file.unlock();
-            observe::purged(&path);
-            deleted.push(name.file_name);
-        }
-        Ok(deleted)
+        self.wal.segment_dir().purge(keep)
     }
 
     /// Syncs and closes the WAL, releasing its locks.
@@ -297,8 +269,9 @@ impl Storage {
     }
 }
 
-/// Builds a storage in `<dir>.tmp` and renames it to `dir`: the WAL, then (for a bootstrap)
-/// the snapshot file, its marker and the HardState, then the rename, then the parent's sync.
+/// Builds a storage in `<dir>.tmp` and renames it to `dir` (see
+/// [`segment::create_atomically`]): the WAL, then (for a bootstrap) the snapshot file, its
+/// marker and the HardState.
 fn create_atomically(
     dir: &Path,
     metadata: &[u8],
@@ -306,53 +279,21 @@ fn create_atomically(
     options: &StorageOptions,
 ) -> Result<()> {
     let fs = options.wal.file_system.clone();
-    let dir_exists = fs
-        .exists(dir)
-        .ctx(|| format!("checking {}", dir.display()))?;
-    if dir_exists
-        && !fs
-            .list_dir(dir)
-            .ctx(|| format!("listing {}", dir.display()))?
-            .is_empty()
-    {
-        return Err(Error::AlreadyExists {
-            dir: dir.to_path_buf(),
-        });
-    }
-    let mut tmp_name = dir.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = dir.with_file_name(tmp_name);
-    if fs
-        .exists(&tmp)
-        .ctx(|| format!("checking {}", tmp.display()))?
-    {
-        fs.remove_dir_all(&tmp)
-            .ctx(|| format!("removing stale {}", tmp.display()))?;
-    }
-    let snap_dir = tmp.join(SNAP_DIR);
-    fs.create_dir_all(&snap_dir)
-        .ctx(|| format!("creating {}", snap_dir.display()))?;
-    let mut wal = Wal::create_with(tmp.join(WAL_DIR), metadata, options.wal.clone())?;
-    if let Some((snapshot, hard_state)) = initial {
-        let meta = snapshot.get_metadata();
-        Snapshotter::with_file_system(&snap_dir, fs.clone()).save_snap(snapshot)?;
-        wal.save_snapshot(&WalSnapshot {
-            index: meta.index,
-            term: meta.term,
-            conf_state: Some(meta.get_conf_state().clone()),
-        })?;
-        wal.save(hard_state, &[])?;
-    }
-    wal.close()?;
-    fs.sync_dir(&tmp)
-        .ctx(|| format!("syncing {}", tmp.display()))?;
-    if dir_exists {
-        fs.remove_dir(dir)
-            .ctx(|| format!("replacing empty {}", dir.display()))?;
-    }
-    fs.rename(&tmp, dir)
-        .ctx(|| format!("renaming {} to {}", tmp.display(), dir.display()))?;
-    let parent = crate::fs::parent_dir(dir);
-    fs.sync_dir(&parent)
-        .ctx(|| format!("syncing {}", parent.display()))
+    segment::create_atomically(fs.as_ref(), dir, |tmp| {
+        let snap_dir = tmp.join(SNAP_DIR);
+        fs.create_dir_all(&snap_dir)
+            .ctx(|| format!("creating {}", snap_dir.display()))?;
+        let mut wal = Wal::create_with(tmp.join(WAL_DIR), metadata, options.wal.clone())?;
+        if let Some((snapshot, hard_state)) = initial {
+            let meta = snapshot.get_metadata();
+            Snapshotter::with_file_system(&snap_dir, fs.clone()).save_snap(snapshot)?;
+            wal.save_snapshot(&WalSnapshot {
+                index: meta.index,
+                term: meta.term,
+                conf_state: Some(meta.get_conf_state().clone()),
+            })?;
+            wal.save(hard_state, &[])?;
+        }
+        wal.close()
+    })
 }

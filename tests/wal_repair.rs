@@ -19,9 +19,10 @@ const FIRST: &str = "0000000000000000-0000000000000000.wal";
 /// is covered by the empty snapshot) and wipes the stale frames after it, so appending entries
 /// 20..=24 and reading back gives etcd's (20 - 1) + 5 = 24 entries: the old 1..=19 and the new
 /// 20..=24, with no trace of the old 21..=39. Entries carry 100 bytes so that the batch spans
-/// several sectors.
+/// several sectors. Unlike etcd, the later sectors that did persist make the tail torn, not
+/// sound: opening for write refuses it until a repair cuts it.
 #[test]
-fn a_torn_write_in_the_middle_of_the_last_segment_ends_the_log_there() {
+fn a_torn_write_in_the_middle_of_the_last_segment_is_torn_and_repair_ends_the_log_there() {
     let (_parent, dir) = parent_and_dir();
     let mut wal = create(&dir, b"");
     for i in 0..=20 {
@@ -45,6 +46,14 @@ fn a_torn_write_in_the_middle_of_the_last_segment_ends_the_log_there() {
         torn_from,
         &vec![0; (sector_end - torn_from) as usize],
     );
+
+    let mut wal = open(&dir, &start()).unwrap();
+    let err = wal.read_all().unwrap_err();
+    assert!(err.is_torn(), "{err:?}");
+    assert_eq!(err.position(), Some((tail.as_path(), torn_from)));
+    drop(wal);
+    let repaired = raftwal::repair(&dir).unwrap().expect("a torn tail to cut");
+    assert_eq!(repaired.offset, torn_from);
 
     let mut wal = open(&dir, &start()).unwrap();
     let recovered = wal.read_all().unwrap();

@@ -441,8 +441,8 @@ impl State {
     fn path_of(&self, file: &Arc<dyn WalFile>) -> String {
         self.wal
             .as_ref()
-            .and_then(|wal| wal.locks.iter().find(|l| Arc::ptr_eq(&l.file, file)))
-            .map(|l| l.path.display().to_string())
+            .and_then(|wal| wal.path_of(file))
+            .map(|path| path.display().to_string())
             .unwrap_or_else(|| "the WAL's tail segment".to_string())
     }
 }

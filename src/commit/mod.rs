@@ -59,15 +59,14 @@ impl SharedWal {
     /// Shares `wal`, which must be open for writing and read to its end, under `policy`.
     /// Starts the sync thread that serves [`Completion`]s and the periodic timer.
     pub fn new(wal: Wal, policy: SyncPolicy) -> Result<SharedWal> {
-        if let Some(reason) = &wal.failure {
-            return Err(Error::Poisoned {
-                reason: reason.clone(),
-            });
-        }
-        if wal.encoder.is_none() {
-            return Err(Error::InvalidState {
-                reason: "share a WAL opened for writing and read to its end",
-            });
+        match wal.check_writable() {
+            Err(e) if e.is_poisoned() => return Err(e),
+            Err(_) => {
+                return Err(Error::InvalidState {
+                    reason: "share a WAL opened for writing and read to its end",
+                })
+            }
+            Ok(()) => {}
         }
         let shared = Arc::new(Shared::new(wal, policy));
         let thread_shared = shared.clone();

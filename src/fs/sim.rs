@@ -24,8 +24,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{FileSystem, WalFile};
 
-/// The unit a disk writes atomically.
-pub const SECTOR_SIZE: u64 = 512;
+/// The unit a disk writes atomically (the frame format's sector).
+pub use crate::frame::SECTOR_SIZE;
 
 /// The kinds of calls the simulated file system counts and can fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -41,13 +41,7 @@ impl LogDir {
         };
         let segments = raftwal::inspect::segments(&path)?;
         if segments.is_empty() {
-            return Err(Failure::new(
-                FAILED,
-                format!(
-                    "{} holds no WAL segments (%016x-%016x.wal files)",
-                    path.display()
-                ),
-            ));
+            return Err(Failure::new(FAILED, no_segments(&path)));
         }
         Ok(LogDir { path, segments })
     }
@@ -81,6 +75,31 @@ impl LogDir {
             purged: true,
         })
     }
+}
+
+/// Says that `path` holds no segments, and where they may be instead: an etcd member directory
+/// (or a raftwal storage directory) keeps them in `wal/`.
+fn no_segments(path: &Path) -> String {
+    let mut text = format!(
+        "{} holds no WAL segments (%016x-%016x.wal files)",
+        path.display()
+    );
+    let wal = path.join("wal");
+    if raftwal::inspect::segments(&wal).is_ok_and(|s| !s.is_empty()) {
+        let data_dir = match path.file_name() {
+            Some(name) if name == "member" => path.parent().map(Path::to_path_buf),
+            _ => None,
+        };
+        text += &match data_dir {
+            Some(data_dir) => format!(
+                "; it looks like an etcd member directory: give the data dir ({}) or {}",
+                data_dir.display(),
+                wal.display()
+            ),
+            None => format!("; its segments are in {}", wal.display()),
+        };
+    }
+    text
 }
 
 /// A segment path's file name, for output that names segments the way `ls` shows them.

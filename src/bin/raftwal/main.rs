@@ -28,7 +28,8 @@ Exit codes:
   1  the command could not run: I/O error, not a WAL, locked by a writer, ...
   2  bad command line
   3  the log ends in a torn write, as a crash mid-write leaves it: `raftwal repair DIR` cuts it off
-  4  the log is corrupt or inconsistent in a way repair does not fix (the message names the file and offset)";
+  4  the log is corrupt or inconsistent in a way repair does not fix (the message names the file
+     and offset; damage at the end of the last segment can be cut with `repair --truncate-at`)";
 
 /// Inspect, check and repair etcd-compatible write-ahead logs.
 #[derive(Debug, Parser)]
@@ -54,13 +55,13 @@ enum Command {
     Repair {
         /// A WAL directory, or an etcd data dir (its member/wal is used).
         dir: PathBuf,
-        /// Say what would be cut, and change nothing.
+        /// Say what would be cut (with --truncate-at too), and change nothing.
         #[arg(long)]
         dry_run: bool,
         /// Cut the last segment at OFFSET even though the damage there is not a torn write:
         /// the offset a `corrupt` or `CRC mismatch` error names. Everything after it is lost,
         /// acknowledged or not; the segment is kept as <file>.broken first.
-        #[arg(long, value_name = "OFFSET", conflicts_with = "dry_run")]
+        #[arg(long, value_name = "OFFSET")]
         truncate_at: Option<u64>,
     },
     /// Segments, index ranges, snapshot markers, HardState, locks and free space.
@@ -96,9 +97,9 @@ fn main() -> ExitCode {
         } => repair::run(&dir, dry_run),
         Command::Repair {
             dir,
+            dry_run,
             truncate_at: Some(offset),
-            ..
-        } => repair::truncate_at(&dir, offset),
+        } => repair::truncate_at(&dir, offset, dry_run),
         Command::Stat { dir, json } => stat::run(&dir, json),
         Command::Bench(args) => bench::run(&args),
     };

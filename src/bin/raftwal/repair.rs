@@ -9,8 +9,8 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use raftwal::inspect::find_torn_tail;
-use raftwal::Error;
+use raftwal::inspect::check;
+use raftwal::{EntryRun, Error, Options, Verdict};
 
 use crate::failure::{Failure, CORRUPT, FAILED};
 use crate::log_dir::LogDir;
@@ -20,21 +20,22 @@ use crate::Outcome;
 pub fn run(dir: &Path, dry_run: bool) -> Outcome {
     let log = LogDir::find(dir)?;
     let mut out = io::stdout();
-    let Some(torn) = find_torn_tail(&log.path).map_err(|e| refusal(e, &log.path))? else {
-        writeln!(
-            out,
-            "nothing to repair: {} ends cleanly",
-            log.path.display()
-        )?;
-        return Ok(());
+    let torn = match check(&log.path)? {
+        Verdict::Sound => {
+            writeln!(out, "nothing to repair: {} is sound", log.path.display())?;
+            return Ok(());
+        }
+        Verdict::Torn(torn) => torn,
+        Verdict::Corrupt(e) => return Err(refusal(e)),
     };
     writeln!(
         out,
-        "torn tail: {} from offset {} to its end at {}: {} bytes to cut",
+        "torn tail: {} from offset {} to its end at {}: {} bytes to cut{}",
         torn.file.display(),
         torn.offset,
         torn.len,
-        torn.len.saturating_sub(torn.offset)
+        torn.len.saturating_sub(torn.offset),
+        entries_text(torn.entries_after)
     )?;
     if dry_run {
         writeln!(
@@ -47,11 +48,11 @@ pub fn run(dir: &Path, dry_run: bool) -> Outcome {
         )?;
         return Ok(());
     }
-    let bar = crate::progress::spinner("repair: scanning the last segment");
+    let bar = crate::progress::spinner("repair: reading the log");
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     let repaired = raftwal::repair(&log.path);
     bar.finish_and_clear();
-    match repaired.map_err(|e| refusal(e, &log.path))? {
+    match repaired.map_err(refusal)? {
         Some(repaired) => writeln!(
             out,
             "repaired: truncated {} at offset {} (cut {} bytes); the original is kept as {}",
@@ -61,71 +62,97 @@ pub fn run(dir: &Path, dry_run: bool) -> Outcome {
             repaired.broken_copy.display()
         )?,
         // Someone else repaired it in between.
-        None => writeln!(
-            out,
-            "nothing to repair: {} ends cleanly",
-            log.path.display()
-        )?,
+        None => writeln!(out, "nothing to repair: {} is sound", log.path.display())?,
     }
     Ok(())
 }
 
-/// Runs `raftwal repair --truncate-at OFFSET`.
-pub fn truncate_at(dir: &Path, offset: u64) -> Outcome {
+/// Runs `raftwal repair --truncate-at OFFSET` (with `--dry-run`, only says what it would cut).
+pub fn truncate_at(dir: &Path, offset: u64, dry_run: bool) -> Outcome {
     let log = LogDir::find(dir)?;
-    let repaired = raftwal::repair_at(&log.path, offset).map_err(|e| refusal(e, &log.path))?;
+    let mut out = io::stdout();
+    let plan = raftwal::plan_forced_cut(&log.path, Options::default()).map_err(refusal)?;
+    let plan = match plan {
+        Some(plan) if plan.offset == offset => plan,
+        other => {
+            let last = &log.segments[log.segments.len() - 1];
+            return Err(Failure::from(Error::NoDamageThere {
+                file: log.path.join(&last.file_name),
+                offset,
+                damage: other.map(|p| p.offset),
+            }));
+        }
+    };
+    let what = if plan.removes_segment {
+        format!(
+            "the damage is inside the segment's header, so the whole segment {} ({} bytes) goes \
+             and the log ends with the segment before it",
+            plan.file.display(),
+            plan.len
+        )
+    } else {
+        format!(
+            "truncate {} at offset {offset}, cutting {} bytes",
+            plan.file.display(),
+            plan.len.saturating_sub(offset)
+        )
+    };
+    if dry_run {
+        writeln!(
+            out,
+            "dry run: nothing changed; `raftwal repair --truncate-at {offset} {}` would {what}{}; \
+             everything cut is lost, acknowledged or not, and a copy is kept as {}.broken",
+            dir.display(),
+            entries_text(plan.entries_after),
+            plan.file.display()
+        )?;
+        return Ok(());
+    }
+    let repaired = raftwal::repair_at(&log.path, offset).map_err(refusal)?;
+    let done = if repaired.removed {
+        format!("removed {}", repaired.file.display())
+    } else {
+        format!(
+            "truncated {} at offset {} (cut {} bytes, every record after the offset included)",
+            repaired.file.display(),
+            repaired.offset,
+            repaired.old_len.saturating_sub(repaired.offset)
+        )
+    };
     writeln!(
-        io::stdout(),
-        "forced cut: truncated {} at offset {} (cut {} bytes, every record after the offset \
-         included); the original is kept as {}",
-        repaired.file.display(),
-        repaired.offset,
-        repaired.old_len.saturating_sub(repaired.offset),
+        out,
+        "forced cut: {done}; the original is kept as {}",
         repaired.broken_copy.display()
     )?;
     Ok(())
 }
 
-/// Whether `file` is the last segment of the log in `dir` (the only one `--truncate-at` cuts).
-fn is_last_segment(dir: &Path, file: &Path) -> bool {
-    raftwal::inspect::segments(dir)
-        .ok()
-        .and_then(|segments| segments.last().map(|s| dir.join(&s.file_name)))
-        .is_some_and(|last| last == file)
+/// `"; N entries, index A..=B, would be cut"`, when entries parse in what is cut.
+fn entries_text(entries: Option<EntryRun>) -> String {
+    entries.map_or(String::new(), |run| {
+        format!(
+            "; {} entries, index {}..={}, parse there and would be cut",
+            run.count, run.first_index, run.last_index
+        )
+    })
 }
 
-fn refusal(error: Error, dir: &Path) -> Failure {
+fn refusal(error: Error) -> Failure {
     match error {
-        Error::NotRepairable { source } => {
-            let escape = match *source {
-                Error::Corrupt {
-                    ref file, offset, ..
-                }
-                | Error::CrcMismatch { ref file, offset }
-                    if is_last_segment(dir, file) =>
-                {
-                    format!(
-                        ". If everything from there on may be given up (acknowledged entries \
-                         included), `raftwal repair --truncate-at {offset}` cuts it, keeping a \
-                         copy"
-                    )
-                }
-                _ => String::new(),
-            };
-            Failure::new(
-                CORRUPT,
-                format!(
-                    "not repairable: {source}; repair only cuts a torn write (a partly written \
-                     frame at the very end of the last segment), and this is damage of another \
-                     kind (nothing was changed){escape}"
-                ),
-            )
-        }
+        Error::NotRepairable { source } => refusal(*source),
         Error::Locked { file } => Failure::new(
             FAILED,
             format!(
                 "{} is locked by a running writer: stop it before repairing (nothing was changed)",
                 file.display()
+            ),
+        ),
+        e if e.is_corruption() => Failure::new(
+            CORRUPT,
+            format!(
+                "not repairable (nothing was changed): repair only cuts a torn write at the end \
+                 of the last segment, and this is damage of another kind: {}",
+                Failure::from(e)
             ),
         ),
         other => Failure::from(other),

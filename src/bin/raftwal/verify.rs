@@ -1,15 +1,15 @@
-//! `raftwal verify`: the whole log checked without changing anything. Two reads: raftwal's own
-//! `verify` (CRC chain, metadata, snapshot marker, no index gaps) from where the log can be
-//! read, then every record of every segment, which tells a torn tail (a crash mid-write,
-//! repairable) from corruption.
+//! `raftwal verify`: the whole log checked without changing anything. Two reads: every record of
+//! every segment, which gives the damage verdict every reader shares (sound, torn or corrupt),
+//! then raftwal's own `verify` (CRC chain, metadata, snapshot marker, no index gaps) from where
+//! the log can be read.
 
 use std::io::{self, Write};
 use std::path::Path;
 
-use raftwal::inspect::{raw_records, Payload};
-use raftwal::Error;
+use raftwal::inspect::{check, raw_records, Payload};
+use raftwal::{Error, Verdict};
 
-use crate::failure::{code_of, Failure, CORRUPT, TORN};
+use crate::failure::{self, Failure};
 use crate::log_dir::LogDir;
 use crate::output::hard_state_text;
 use crate::progress::{self, SegmentBytes};
@@ -28,15 +28,14 @@ struct Counts {
 pub fn run(dir: &Path) -> Outcome {
     let log = LogDir::find(dir)?;
     let start = log.start()?;
-    let hard_state = raftwal::verify(&log.path, &start.snapshot).map_err(|e| damaged(dir, e))?;
     let mut counts = Counts::default();
     let sizes = SegmentBytes::new(&log.path, log.segments.iter().map(|s| s.file_name.clone()));
     let bar = progress::bytes(sizes.total(), "verify");
     for record in raw_records(&log.path)? {
-        let record = record.map_err(|e| damaged(dir, e))?;
+        let record = record.map_err(|e| damaged(&log.path, e))?;
         bar.set_position(sizes.position(&record.file, record.offset));
         counts.records += 1;
-        match record.payload().map_err(|e| damaged(dir, e))? {
+        match record.payload().map_err(|e| damaged(&log.path, e))? {
             Payload::Entry(_) => counts.entries += 1,
             Payload::HardState(_) => counts.hard_states += 1,
             Payload::Snapshot(_) => counts.snapshots += 1,
@@ -44,6 +43,7 @@ pub fn run(dir: &Path) -> Outcome {
         }
     }
     bar.finish_and_clear();
+    let hard_state = raftwal::verify(&log.path, &start.snapshot)?;
     let from = if start.purged {
         format!(
             ", read from snapshot {{index {}, term {}}} (older segments were purged)",
@@ -67,22 +67,14 @@ pub fn run(dir: &Path) -> Outcome {
     Ok(())
 }
 
-/// The one line that says what is wrong and what to do about it.
-fn damaged(dir: &Path, error: Error) -> Failure {
-    match &error {
-        Error::TornTail { file, offset } => Failure::new(
-            TORN,
-            format!(
-                "torn tail: {} ends in a partly written frame at offset {offset}, as a crash \
-                 mid-write leaves it (nothing there was acknowledged); `raftwal repair {}` cuts it off",
-                file.display(),
-                dir.display()
-            ),
-        ),
-        _ if code_of(&error) == CORRUPT => Failure::new(
-            CORRUPT,
-            format!("{error} (corruption, not a torn tail: `raftwal repair` does not fix it)"),
-        ),
+/// The one line that says what is wrong and what to do about it; a torn tail is described in
+/// full (what a repair would cut) by the shared damage verdict.
+fn damaged(log: &Path, error: Error) -> Failure {
+    if !error.is_torn() {
+        return Failure::from(error);
+    }
+    match check(log) {
+        Ok(Verdict::Torn(tail)) => failure::torn(&tail),
         _ => Failure::from(error),
     }
 }

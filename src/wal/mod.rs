@@ -1,6 +1,10 @@
 //! The log itself: create, open, append (`save`, `save_snapshot`), cut, sync, release and close.
 //!
-//! Reading back lives in `replay.rs`, repair in `repair.rs`.
+//! Reading back lives in `replay.rs`, repair in `repair.rs`. Which segments a log reads and
+//! locks comes from the segment directory (`segment.rs`); what a log may do next is its
+//! [`Mode`].
+
+mod replay;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -9,13 +13,19 @@ use std::sync::Arc;
 use protobuf::Message as _;
 use raft_proto::eraftpb::{Entry, HardState};
 
-use crate::decoder::{Decoder, SegmentSource};
+use crate::decoder::Decoder;
 use crate::encoder::Encoder;
 use crate::error::{Error, IoContext as _, Result};
 use crate::fs::{FileSystem, RealFs, WalFile};
 use crate::observe;
 use crate::record::{is_empty_hard_state, must_sync, RecordType, WalSnapshot};
-use crate::segment::{self, FilePipeline, SegmentName, DEFAULT_SEGMENT_SIZE};
+use crate::segment::{self, Access, OpenSegment, SegmentDir, SegmentName, DEFAULT_SEGMENT_SIZE};
+use crate::segment_pipeline::FilePipeline;
+
+pub use replay::{
+    apply_entry, valid_snapshot_entries, valid_snapshot_entries_with, verify, verify_with,
+    LogRecord, Recovered, Replay,
+};
 
 /// The default [`Options::replay_read_size`].
 pub const DEFAULT_REPLAY_READ_SIZE: usize = 1 << 20;
@@ -63,22 +73,18 @@ impl fmt::Debug for Options {
     }
 }
 
-/// A segment this writer holds locked.
+/// What a log can do next. One value instead of a combination of optional fields, so that every
+/// method asks one question.
 #[derive(Debug)]
-pub(crate) struct LockedSegment {
-    pub(crate) name: SegmentName,
-    pub(crate) path: PathBuf,
-    pub(crate) file: Arc<dyn WalFile>,
-}
-
-impl LockedSegment {
-    fn source(&self) -> SegmentSource {
-        SegmentSource {
-            name: self.name.file_name.clone(),
-            path: self.path.clone(),
-            file: self.file.clone(),
-        }
-    }
+enum Mode {
+    /// Opened and not yet read to its end; `access` says what it becomes once it is.
+    Replaying { decoder: Decoder, access: Access },
+    /// Created, or opened for writing and read to its end: appends go to the tail segment.
+    Appending(Encoder),
+    /// Opened for reading and read to its end.
+    ReadOnly,
+    /// Refuses writes after a failed write, sync, cut or read (the reason).
+    Failed(String),
 }
 
 /// An etcd-compatible write-ahead log of raft entries and hard states.
@@ -89,24 +95,19 @@ impl LockedSegment {
 /// it accepts writes. After a failed write, sync or cut it refuses every write with
 /// [`Error::Poisoned`] until reopened.
 pub struct Wal {
-    pub(crate) dir: PathBuf,
-    pub(crate) options: Options,
-    pub(crate) metadata: Option<Vec<u8>>,
+    dir: SegmentDir,
+    options: Options,
+    metadata: Option<Vec<u8>>,
     /// The snapshot the log was opened at; reading starts after it.
-    pub(crate) start: WalSnapshot,
+    start: WalSnapshot,
     /// The last HardState written or read.
-    pub(crate) hard_state: HardState,
+    hard_state: HardState,
     /// The index of the last entry written or read (raised by snapshot records written).
-    pub(crate) last_index: u64,
+    last_index: u64,
     /// Locked segments, oldest first; the last one is the tail being appended to.
-    pub(crate) locks: Vec<LockedSegment>,
-    /// Present until the log has been read to its end.
-    pub(crate) decoder: Option<Decoder>,
-    /// Present once a log opened for writing has been read to its end.
-    pub(crate) encoder: Option<Encoder>,
+    locks: Vec<OpenSegment>,
+    mode: Mode,
     pipeline: Option<FilePipeline>,
-    /// Why the log refuses writes, after a failure.
-    pub(crate) failure: Option<String>,
     /// Reused buffer for encoding raft messages.
     scratch: Vec<u8>,
 }
@@ -114,36 +115,22 @@ pub struct Wal {
 impl fmt::Debug for Wal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Wal")
-            .field("dir", &self.dir)
+            .field("dir", &self.dir.path())
             .field("last_index", &self.last_index)
             .field("hard_state", &self.hard_state)
             .field("locked_segments", &self.locks.len())
-            .field("writable", &self.encoder.is_some())
-            .field("failure", &self.failure)
+            .field("mode", &self.mode_name())
             .finish()
     }
 }
 
-/// Whether `dir` holds a WAL (any `.wal` file).
+/// Whether `dir` holds a WAL (any segment file).
 pub fn exists(dir: impl AsRef<Path>) -> bool {
-    exists_in(&RealFs, dir.as_ref())
-}
-
-pub(crate) fn exists_in(fs: &dyn FileSystem, dir: &Path) -> bool {
-    fs.list_dir(dir)
-        .map(|names| names.iter().any(|n| n.ends_with(".wal")))
-        .unwrap_or(false)
-}
-
-/// `<dir>.tmp`, where a new log is built before it appears under its name.
-fn tmp_dir_of(dir: &Path) -> PathBuf {
-    let mut name = dir.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    dir.with_file_name(name)
+    SegmentDir::new(Arc::new(RealFs), dir.as_ref()).has_segments()
 }
 
 /// The tail segment's path, for error messages.
-fn tail_path(locks: &[LockedSegment]) -> &Path {
+fn tail_path(locks: &[OpenSegment]) -> &Path {
     locks
         .last()
         .map(|l| l.path.as_path())
@@ -162,77 +149,47 @@ impl Wal {
     /// a crc record, the metadata and an empty snapshot marker, exactly as etcd writes them.
     /// The returned log is open for writing.
     pub fn create_with(dir: impl AsRef<Path>, metadata: &[u8], options: Options) -> Result<Wal> {
-        let dir = dir.as_ref().to_path_buf();
+        let dir = dir.as_ref();
         let fs = options.file_system.clone();
-        let dir_exists = fs
-            .exists(&dir)
-            .ctx(|| format!("checking {}", dir.display()))?;
-        if dir_exists
-            && !fs
-                .list_dir(&dir)
-                .ctx(|| format!("listing {}", dir.display()))?
-                .is_empty()
-        {
-            return Err(Error::AlreadyExists { dir });
-        }
-
-        // Build the whole log under <dir>.tmp, replacing what a crashed create left there.
-        let tmp = tmp_dir_of(&dir);
-        if fs
-            .exists(&tmp)
-            .ctx(|| format!("checking {}", tmp.display()))?
-        {
-            fs.remove_dir_all(&tmp)
-                .ctx(|| format!("removing stale {}", tmp.display()))?;
-        }
-        fs.create_dir_all(&tmp)
-            .ctx(|| format!("creating {}", tmp.display()))?;
         let name = SegmentName::new(0, 0);
-        let tmp_path = tmp.join(&name.file_name);
-        let file = fs
-            .create_file(&tmp_path)
-            .ctx(|| format!("creating {}", tmp_path.display()))?;
-        if !file
-            .try_lock()
-            .ctx(|| format!("locking {}", tmp_path.display()))?
-        {
-            return Err(Error::Locked { file: tmp_path });
-        }
-        file.allocate(options.segment_size)
-            .ctx(|| format!("preallocating {}", tmp_path.display()))?;
-        let mut encoder = Encoder::new(file.clone(), 0, 0);
-        let header = encoder
-            .encode_crc()
-            .and_then(|()| encoder.encode(RecordType::Metadata, metadata))
-            .and_then(|()| encoder.encode(RecordType::Snapshot, &WalSnapshot::default().encode()))
-            .and_then(|()| encoder.flush());
-        header.ctx(|| format!("writing {}", tmp_path.display()))?;
-
-        // Durable in order: the file's bytes, its entry in <dir>.tmp, then the rename in the
-        // parent. A crash before the last step leaves no log at <dir>, never a partial one.
-        file.sync_data()
-            .ctx(|| format!("syncing {}", tmp_path.display()))?;
-        fs.sync_dir(&tmp)
-            .ctx(|| format!("syncing {}", tmp.display()))?;
-        if dir_exists {
-            fs.remove_dir(&dir)
-                .ctx(|| format!("replacing empty {}", dir.display()))?;
-        }
-        fs.rename(&tmp, &dir)
-            .ctx(|| format!("renaming {} to {}", tmp.display(), dir.display()))?;
-        let parent = crate::fs::parent_dir(&dir);
-        fs.sync_dir(&parent)
-            .ctx(|| format!("syncing {}", parent.display()))?;
-
+        let (file, encoder) = segment::create_atomically(fs.as_ref(), dir, |tmp| {
+            let tmp_path = tmp.join(&name.file_name);
+            let file = fs
+                .create_file(&tmp_path)
+                .ctx(|| format!("creating {}", tmp_path.display()))?;
+            if !file
+                .try_lock()
+                .ctx(|| format!("locking {}", tmp_path.display()))?
+            {
+                return Err(Error::Locked { file: tmp_path });
+            }
+            file.allocate(options.segment_size)
+                .ctx(|| format!("preallocating {}", tmp_path.display()))?;
+            // The header: the CRC chain's start, the metadata and the empty snapshot marker,
+            // synced before the log appears (so no crash can damage it).
+            let mut encoder = Encoder::new(file.clone(), 0, 0);
+            let header = encoder
+                .encode_crc()
+                .and_then(|()| encoder.encode(RecordType::Metadata, metadata))
+                .and_then(|()| {
+                    encoder.encode(RecordType::Snapshot, &WalSnapshot::default().encode())
+                })
+                .and_then(|()| encoder.flush());
+            header.ctx(|| format!("writing {}", tmp_path.display()))?;
+            file.sync_data()
+                .ctx(|| format!("syncing {}", tmp_path.display()))?;
+            Ok((file, encoder))
+        })?;
+        let dir = SegmentDir::new(fs.clone(), dir);
         let pipeline = FilePipeline::start(
-            fs.clone(),
-            &dir,
+            fs,
+            dir.path(),
             options.segment_size,
             options.prepare_segments_in_background,
         );
         Ok(Wal {
-            locks: vec![LockedSegment {
-                path: dir.join(&name.file_name),
+            locks: vec![OpenSegment {
+                path: dir.path_of(&name),
                 name,
                 file,
             }],
@@ -242,10 +199,8 @@ impl Wal {
             start: WalSnapshot::default(),
             hard_state: HardState::default(),
             last_index: 0,
-            decoder: None,
-            encoder: Some(encoder),
+            mode: Mode::Appending(encoder),
             pipeline: Some(pipeline),
-            failure: None,
             scratch: Vec::new(),
         })
     }
@@ -265,7 +220,7 @@ impl Wal {
         snapshot: &WalSnapshot,
         options: Options,
     ) -> Result<Wal> {
-        Wal::open_at(dir.as_ref(), snapshot, options, true)
+        Wal::open_at(dir.as_ref(), snapshot, options, Access::Write)
     }
 
     /// Opens the log in `dir` for reading from `snapshot` on, with etcd's defaults.
@@ -280,71 +235,78 @@ impl Wal {
         snapshot: &WalSnapshot,
         options: Options,
     ) -> Result<Wal> {
-        Wal::open_at(dir.as_ref(), snapshot, options, false)
+        Wal::open_at(dir.as_ref(), snapshot, options, Access::Read)
     }
 
-    fn open_at(dir: &Path, snapshot: &WalSnapshot, options: Options, write: bool) -> Result<Wal> {
-        let fs = options.file_system.clone();
-        let names = segment::list_segments(fs.as_ref(), dir)?;
-        let first = segment::search_index(&names, snapshot.index).ok_or_else(|| {
-            Error::SegmentNotFound {
-                dir: dir.to_path_buf(),
-                index: snapshot.index,
-            }
-        })?;
-        let names = &names[first..];
-        segment::check_contiguous(names)?;
-
-        let mut segments = Vec::with_capacity(names.len());
-        for name in names {
-            let path = dir.join(&name.file_name);
-            let file = fs
-                .open_file(&path, write)
-                .ctx(|| format!("opening {}", path.display()))?;
-            if write
-                && !file
-                    .try_lock()
-                    .ctx(|| format!("locking {}", path.display()))?
-            {
-                return Err(Error::Locked { file: path });
-            }
-            segments.push(LockedSegment {
-                name: name.clone(),
-                path,
-                file,
-            });
-        }
-        let decoder = Decoder::new(
-            segments.iter().map(LockedSegment::source).collect(),
-            options.replay_read_size,
-        )?;
+    fn open_at(
+        dir: &Path,
+        snapshot: &WalSnapshot,
+        options: Options,
+        access: Access,
+    ) -> Result<Wal> {
+        let dir = SegmentDir::new(options.file_system.clone(), dir);
+        let names = dir.needed_from(snapshot.index)?;
+        let segments = dir.open_all(&names, access)?;
+        let decoder = Decoder::new(segments.clone(), options.replay_read_size)?;
+        let write = access == Access::Write;
         let pipeline = write.then(|| {
             FilePipeline::start(
-                fs.clone(),
-                dir,
+                options.file_system.clone(),
+                dir.path(),
                 options.segment_size,
                 options.prepare_segments_in_background,
             )
         });
         Ok(Wal {
-            dir: dir.to_path_buf(),
+            dir,
             options,
             metadata: None,
             start: snapshot.clone(),
             hard_state: HardState::default(),
             last_index: 0,
             locks: if write { segments } else { Vec::new() },
-            decoder: Some(decoder),
-            encoder: None,
+            mode: Mode::Replaying { decoder, access },
             pipeline,
-            failure: None,
             scratch: Vec::new(),
         })
     }
 
     /// The directory of the log.
     pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The segment directory, for purges.
+    pub(crate) fn segment_dir(&self) -> &SegmentDir {
         &self.dir
+    }
+
+    /// Whether the log refuses writes after a failed write, sync, cut or read. Every write then
+    /// fails with [`Error::Poisoned`]; reopen the log, which recovers exactly what is on disk.
+    pub fn is_poisoned(&self) -> bool {
+        matches!(self.mode, Mode::Failed(_))
+    }
+
+    /// Whether the log was opened and is not yet read to its end.
+    pub(crate) fn is_replaying(&self) -> bool {
+        matches!(self.mode, Mode::Replaying { .. })
+    }
+
+    fn mode_name(&self) -> &'static str {
+        match self.mode {
+            Mode::Replaying { .. } => "replaying",
+            Mode::Appending(_) => "appending",
+            Mode::ReadOnly => "read-only",
+            Mode::Failed(_) => "failed",
+        }
+    }
+
+    /// The path of the locked segment open as `file`, if it is one.
+    pub(crate) fn path_of(&self, file: &Arc<dyn WalFile>) -> Option<&Path> {
+        self.locks
+            .iter()
+            .find(|l| Arc::ptr_eq(&l.file, file))
+            .map(|l| l.path.as_path())
     }
 
     /// The metadata given at create, once read (or written).
@@ -371,39 +333,50 @@ impl Wal {
     }
 
     /// Whether the log accepts writes now; `Err` says why not.
-    fn check_writable(&self) -> Result<()> {
-        if let Some(reason) = &self.failure {
-            return Err(Error::Poisoned {
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        match &self.mode {
+            Mode::Appending(_) => Ok(()),
+            Mode::Failed(reason) => Err(Error::Poisoned {
                 reason: reason.clone(),
-            });
+            }),
+            Mode::ReadOnly
+            | Mode::Replaying {
+                access: Access::Read,
+                ..
+            } => Err(Error::InvalidState {
+                reason: "the WAL was opened for reading",
+            }),
+            Mode::Replaying { .. } => Err(Error::InvalidState {
+                reason: "read the WAL to its end (read_all) before writing",
+            }),
         }
-        if self.encoder.is_none() {
-            return Err(Error::InvalidState {
-                reason: if self.locks.is_empty() {
-                    "the WAL was opened for reading"
-                } else {
-                    "read the WAL to its end (read_all) before writing"
-                },
-            });
-        }
-        Ok(())
     }
 
-    /// Records a failure of a write path: from now on the log refuses writes.
+    /// Records a failure: from now on the log refuses writes (the first reason is kept).
     pub(crate) fn poison<T>(&mut self, result: Result<T>) -> Result<T> {
         if let Err(e) = &result {
-            if self.failure.is_none() {
-                self.failure = Some(e.to_string());
+            if !self.is_poisoned() {
+                self.mode = Mode::Failed(e.to_string());
             }
         }
         result
     }
 
-    /// The encoder of a writable log (`check_writable` has been called on every path here, so
-    /// the error only guards against a future caller that forgets it).
+    /// The encoder of a writable log; the error says why there is none.
     fn encoder(&mut self) -> Result<&mut Encoder> {
-        self.encoder.as_mut().ok_or(Error::InvalidState {
-            reason: "read the WAL to its end (read_all) before writing",
+        self.check_writable()?;
+        match &mut self.mode {
+            Mode::Appending(encoder) => Ok(encoder),
+            _ => Err(Error::InvalidState {
+                reason: "the WAL is not appending",
+            }),
+        }
+    }
+
+    /// Why the log has no encoder.
+    fn not_appending(&self) -> Error {
+        self.check_writable().err().unwrap_or(Error::InvalidState {
+            reason: "the WAL is not appending",
         })
     }
 
@@ -414,13 +387,12 @@ impl Wal {
     /// Encodes one record into the tail segment (buffered, not yet written). Allocates only to
     /// describe a failure: this is on the per-save path.
     fn encode_record(&mut self, kind: RecordType, data: &[u8]) -> Result<()> {
-        let locks = &self.locks;
-        let encoder = self.encoder.as_mut().ok_or(Error::InvalidState {
-            reason: "read the WAL to its end (read_all) before writing",
-        })?;
+        let Mode::Appending(encoder) = &mut self.mode else {
+            return Err(self.not_appending());
+        };
         encoder
             .encode(kind, data)
-            .ctx(|| format!("writing {}", tail_path(locks).display()))
+            .ctx(|| format!("writing {}", tail_path(&self.locks).display()))
     }
 
     /// Appends `entries`, then `hard_state` (unless empty), and makes them durable when raft
@@ -509,13 +481,12 @@ impl Wal {
     /// fdatasync it without holding the log: everything written before this call is in that
     /// file or in an earlier one, which the cut that closed it already synced.
     pub(crate) fn flush_tail(&mut self) -> Result<Arc<dyn WalFile>> {
-        let locks = &self.locks;
-        let encoder = self.encoder.as_mut().ok_or(Error::InvalidState {
-            reason: "read the WAL to its end (read_all) before writing",
-        })?;
+        let Mode::Appending(encoder) = &mut self.mode else {
+            return Err(self.not_appending());
+        };
         encoder
             .flush()
-            .ctx(|| format!("writing {}", tail_path(locks).display()))?;
+            .ctx(|| format!("writing {}", tail_path(&self.locks).display()))?;
         Ok(encoder.file().clone())
     }
 
@@ -546,7 +517,7 @@ impl Wal {
     }
 
     fn cut_segment(&mut self) -> Result<()> {
-        let dir = self.dir.clone();
+        let dir = self.dir.path().to_path_buf();
         let old_path = self.tail_path();
         let old = self.encoder()?;
         let end = old.offset();
@@ -610,12 +581,12 @@ impl Wal {
             .sync_dir(&dir)
             .ctx(|| format!("syncing {}", dir.display()))?;
 
-        self.locks.push(LockedSegment {
+        self.locks.push(OpenSegment {
             name,
             path,
             file: prepared.file,
         });
-        self.encoder = Some(encoder);
+        self.mode = Mode::Appending(encoder);
         observe::segment_cut(tail_path(&self.locks));
         Ok(())
     }
@@ -651,7 +622,7 @@ impl Wal {
         if let Some(mut pipeline) = self.pipeline.take() {
             pipeline.stop();
         }
-        let result = if self.encoder.is_some() && self.failure.is_none() {
+        let result = if matches!(self.mode, Mode::Appending(_)) {
             self.sync_tail()
         } else {
             Ok(())

@@ -9,13 +9,14 @@ use std::path::Path;
 
 use raft_proto::eraftpb::{Entry, HardState};
 
+use super::{Mode, Options, Wal};
 use crate::decoder::{DecodedRecord, Decoder, End, Step};
 use crate::encoder::Encoder;
 use crate::error::{Error, IoContext as _, Result};
 use crate::fs::WalFile;
 use crate::observe;
 use crate::record::{decode_entry, decode_hard_state, RecordType, WalSnapshot};
-use crate::wal::{Options, Wal};
+use crate::segment::{Access, SegmentDir};
 
 /// A record of the log, as [`Replay`] yields it.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,10 +62,8 @@ pub struct Replay<'a> {
 impl Wal {
     /// Streams the log's records from the snapshot it was opened at; see [`Replay`].
     pub fn replay(&mut self) -> Result<Replay<'_>> {
-        if self.decoder.is_none() {
-            return Err(Error::InvalidState {
-                reason: "the WAL was already read to its end",
-            });
+        if !self.is_replaying() {
+            return Err(already_read());
         }
         let last_index = self.start.index;
         Ok(Replay {
@@ -127,7 +126,6 @@ impl Iterator for Replay<'_> {
             Err(e) => {
                 self.done = true;
                 // A failed read leaves nothing safe to append to.
-                self.wal.decoder = None;
                 Some(self.wal.poison(Err(e)))
             }
         }
@@ -137,9 +135,9 @@ impl Iterator for Replay<'_> {
 impl Replay<'_> {
     fn step(&mut self) -> Result<Option<LogRecord>> {
         loop {
-            let decoder = self.wal.decoder.as_mut().ok_or(Error::InvalidState {
-                reason: "the WAL was already read to its end",
-            })?;
+            let Mode::Replaying { decoder, .. } = &mut self.wal.mode else {
+                return Err(already_read());
+            };
             let record = match decoder.next_record()? {
                 Step::Record(record) => {
                     observe::replayed(decoder.last_valid_offset() - record.offset);
@@ -213,12 +211,13 @@ impl Replay<'_> {
     /// The log has no more records: check how it ended and, in write mode, make it appendable.
     fn finish(&mut self, end: End) -> Result<()> {
         let wal = &mut *self.wal;
-        let decoder = wal.decoder.take().ok_or(Error::InvalidState {
-            reason: "the WAL was already read to its end",
-        })?;
-        let writing = !wal.locks.is_empty();
+        let Mode::Replaying { decoder, access } = std::mem::replace(&mut wal.mode, Mode::ReadOnly)
+        else {
+            return Err(already_read());
+        };
+        let writing = access == Access::Write;
         if writing && end == End::Torn {
-            let segment = &decoder.segments()[decoder.current_segment()];
+            let segment = decoder.current_segment();
             return Err(Error::TornTail {
                 file: segment.path.clone(),
                 offset: decoder.last_valid_offset(),
@@ -231,9 +230,15 @@ impl Replay<'_> {
             });
         }
         if writing {
-            prepare_tail(wal, &decoder)?;
+            wal.mode = Mode::Appending(prepare_tail(wal, &decoder)?);
         }
         Ok(())
+    }
+}
+
+fn already_read() -> Error {
+    Error::InvalidState {
+        reason: "the WAL was already read to its end",
     }
 }
 
@@ -254,7 +259,7 @@ fn corrupt(file: std::path::PathBuf, record: &DecodedRecord, reason: String) -> 
 /// 3. fdatasyncs the tail, then fsyncs the log directory and its parent, so the segments and
 ///    the directory this writer read are on disk before it acknowledges anything (a create or
 ///    cut whose directory sync failed may have left them in the page cache only).
-fn prepare_tail(wal: &mut Wal, decoder: &Decoder) -> Result<()> {
+fn prepare_tail(wal: &Wal, decoder: &Decoder) -> Result<Encoder> {
     let tail = wal.locks.last().ok_or(Error::InvalidState {
         reason: "a WAL opened for writing holds its tail segment",
     })?;
@@ -274,14 +279,13 @@ fn prepare_tail(wal: &mut Wal, decoder: &Decoder) -> Result<()> {
     }
     observe::fsync(Some(&path), || file.sync_data())
         .ctx(|| format!("syncing {}", path.display()))?;
-    let fs = wal.options.file_system.clone();
-    let parent = crate::fs::parent_dir(&wal.dir);
-    for dir in [&wal.dir, &parent] {
+    let fs = wal.dir.file_system();
+    let parent = crate::fs::parent_dir(wal.dir.path());
+    for dir in [wal.dir.path(), &parent] {
         fs.sync_dir(dir)
             .ctx(|| format!("syncing {}", dir.display()))?;
     }
-    wal.encoder = Some(Encoder::new(file, offset, decoder.crc()));
-    Ok(())
+    Ok(Encoder::new(file, offset, decoder.crc()))
 }
 
 /// Writes bytes `[0, len)` of `file` back in place, as read now: the frames the decoder just
@@ -335,8 +339,9 @@ pub fn valid_snapshot_entries_with(
     dir: impl AsRef<Path>,
     options: Options,
 ) -> Result<Vec<WalSnapshot>> {
-    let dir = dir.as_ref();
-    let mut decoder = Decoder::open_dir(&options, dir)?;
+    let dir = SegmentDir::new(options.file_system.clone(), dir.as_ref());
+    let segments = dir.open_all(&dir.all()?, Access::Read)?;
+    let mut decoder = Decoder::new(segments, options.replay_read_size)?;
     let mut snapshots = Vec::new();
     let mut state = HardState::default();
     while let Step::Record(record) = decoder.next_record()? {
