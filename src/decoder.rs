@@ -118,6 +118,23 @@ pub struct EntryRun {
     pub last_index: u64,
 }
 
+/// What is wrong, without the file and offset an error's message adds.
+fn reason_of(error: &Error) -> String {
+    match error {
+        Error::Corrupt { reason, .. } => reason.clone(),
+        Error::CrcMismatch { .. } => "CRC mismatch".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// A frame parsed off the main path, to describe damage.
+struct PeekedFrame {
+    end: u64,
+    kind: i64,
+    crc: u32,
+    data: Vec<u8>,
+}
+
 /// Where the last record's data is.
 #[derive(Debug)]
 enum LastData {
@@ -155,6 +172,8 @@ pub(crate) struct Decoder {
     header_records: usize,
     /// A HardState record was read: every later cut wrote one into its segment's header.
     state_seen: bool,
+    /// Where the records of the previous segment of this read ended.
+    previous_end: u64,
     ended: Option<End>,
 }
 
@@ -179,6 +198,7 @@ impl Decoder {
             records_in_segment: 0,
             header_records: 0,
             state_seen: false,
+            previous_end: 0,
             ended: None,
         };
         if decoder.segments.is_empty() {
@@ -268,37 +288,46 @@ impl Decoder {
     /// The frame at `pos`, parsed without checking its CRC: its end and, for an entry record,
     /// the entry's index. `None` when no frame parses there.
     fn frame_at(&mut self, pos: u64) -> Result<Option<(u64, Option<u64>)>> {
+        Ok(self.peek_frame(pos)?.map(|frame| {
+            let index = (RecordType::from_i64(frame.kind) == Some(RecordType::Entry))
+                .then(|| decode_entry(&frame.data).ok().map(|entry| entry.index))
+                .flatten();
+            (frame.end, index)
+        }))
+    }
+
+    /// The frame at `pos` of the current segment, parsed but not checked against the chain;
+    /// `None` when no frame parses there. Moves the window to `pos`: only for paths that end
+    /// the read (describing damage).
+    fn peek_frame(&mut self, pos: u64) -> Result<Option<PeekedFrame>> {
         let Some(word) = self.word_from(pos, pos)?.and_then(LengthWord::parse) else {
             return Ok(None);
         };
-        let Some(frame_end) = word
+        let Some(end) = word
             .frame_len()
             .and_then(|len| pos.checked_add(len))
             .filter(|&end| end <= self.file_len)
         else {
             return Ok(None);
         };
-        self.load(pos, frame_end)?;
-        if self.loaded_end() < frame_end {
+        self.load(pos, end)?;
+        if self.loaded_end() < end {
             return Ok(None);
         }
         let body = self.loaded(pos + 8..pos + 8 + word.len);
-        let entry_index = |kind: i64, data: &[u8]| {
-            (RecordType::from_i64(kind) == Some(RecordType::Entry))
-                .then(|| decode_entry(data).ok().map(|entry| entry.index))
-                .flatten()
-        };
         Ok(match frame::parse_record(body) {
-            Ok(Parsed::Lent { kind, data, .. }) => {
-                Some((frame_end, entry_index(kind, &body[data])))
-            }
-            Ok(Parsed::Owned(record)) => Some((
-                frame_end,
-                entry_index(
-                    record.r#type.unwrap_or(0),
-                    record.data.as_deref().unwrap_or_default(),
-                ),
-            )),
+            Ok(Parsed::Lent { kind, crc, data }) => Some(PeekedFrame {
+                end,
+                kind,
+                crc,
+                data: body[data].to_vec(),
+            }),
+            Ok(Parsed::Owned(record)) => Some(PeekedFrame {
+                end,
+                kind: record.r#type.unwrap_or(0),
+                crc: record.crc.unwrap_or(0),
+                data: record.data.unwrap_or_default(),
+            }),
             Err(_) => None,
         })
     }
@@ -316,6 +345,7 @@ impl Decoder {
         } else {
             2
         };
+        self.previous_end = self.offset;
         self.current = index;
         self.window_start = 0;
         self.filled = 0;
@@ -422,11 +452,11 @@ impl Decoder {
     /// A damaged frame at the current offset: torn when it is at the end of the last segment,
     /// outside its header, and `torn` holds; otherwise corruption.
     fn damaged(&mut self, torn: bool, corrupt: Error) -> Result<Step> {
+        if self.in_header() {
+            return Err(self.corrupt_header(&reason_of(&corrupt)));
+        }
         if !(torn && self.is_last_segment()) {
             return Err(corrupt);
-        }
-        if self.in_header() {
-            return Err(self.corrupt_header(&corrupt));
         }
         if self.hidden_record_at(self.offset)? {
             return Err(self.corrupt("damaged length word in front of an intact record"));
@@ -445,7 +475,7 @@ impl Decoder {
 
     /// Damage inside the segment header, which was synced before the segment appeared: no crash
     /// explains it.
-    fn corrupt_header(&self, damage: &dyn std::fmt::Display) -> Error {
+    fn corrupt_header(&self, damage: &str) -> Error {
         self.corrupt(format!(
             "damaged segment header (record {} of {}; headers are synced before a segment \
              appears, so no crash leaves this): {damage}",
@@ -640,7 +670,7 @@ impl Decoder {
             }
         };
         let kind = RecordType::from_i64(kind_number);
-        let running = self.check_crc(kind, crc, off)?;
+        let running = self.check_crc(kind, crc, off, frame_end)?;
         let Some(running) = running else {
             let err = Error::CrcMismatch {
                 file: self.current_segment().path.clone(),
@@ -716,18 +746,52 @@ impl Decoder {
     /// Checks the record against the CRC chain: the running CRC after it, `None` on a mismatch
     /// a torn write may explain. A crc record that disagrees with the chain is corruption
     /// outright (it never shares a write with data that could tear).
-    fn check_crc(&self, kind: Option<RecordType>, crc: u32, off: u64) -> Result<Option<u32>> {
-        if kind == Some(RecordType::Crc) {
-            if self.have_crc && crc != self.crc {
-                return Err(Error::CrcMismatch {
-                    file: self.current_segment().path.clone(),
-                    offset: off,
-                });
-            }
+    fn check_crc(
+        &mut self,
+        kind: Option<RecordType>,
+        crc: u32,
+        off: u64,
+        frame_end: u64,
+    ) -> Result<Option<u32>> {
+        if kind != Some(RecordType::Crc) {
+            let running = crc32c::crc32c_append(self.crc, self.last_data());
+            return Ok((running == crc).then_some(running));
+        }
+        if !self.have_crc || crc == self.crc {
             return Ok(Some(crc));
         }
-        let running = crc32c::crc32c_append(self.crc, self.last_data());
-        Ok((running == crc).then_some(running))
+        if off == 0 && self.current > 0 && self.header_continues(frame_end, crc)? {
+            return Err(self.previous_segment_ends_early());
+        }
+        Err(Error::CrcMismatch {
+            file: self.current_segment().path.clone(),
+            offset: off,
+        })
+    }
+
+    /// Whether the record after a segment's crc record chains from that crc record's value: the
+    /// header is then intact, and a chain that does not continue into it means the previous
+    /// segment lost records at its end.
+    fn header_continues(&mut self, crc_frame_end: u64, header_crc: u32) -> Result<bool> {
+        Ok(self
+            .peek_frame(crc_frame_end)?
+            .is_some_and(|next| crc32c::crc32c_append(header_crc, &next.data) == next.crc))
+    }
+
+    /// The previous segment's records end early: the next segment's intact header continues the
+    /// CRC chain from records that are not there (a cut truncates a segment only after its
+    /// last record, so they were lost since).
+    fn previous_segment_ends_early(&self) -> Error {
+        Error::Corrupt {
+            file: self.segments[self.current - 1].path.clone(),
+            offset: self.previous_end,
+            reason: format!(
+                "the records end here, but the next segment's intact header continues the CRC \
+                 chain from records that are missing (the segment lost its end since the cut \
+                 that started {})",
+                self.current_segment().name.file_name
+            ),
+        }
     }
 
     /// Whether `[from, to)` (loaded) holds an all-zero sector: only a damaged frame needs this

@@ -39,6 +39,12 @@ pub fn length_word(len: u64) -> (u64, usize) {
     }
 }
 
+/// The size of the frame a length word announces (the word, the record and its padding), or
+/// `None` for a word no etcd writer produces.
+pub fn frame_size(word: u64) -> Option<u64> {
+    LengthWord::parse(word)?.frame_len()
+}
+
 /// A length word, read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct LengthWord {

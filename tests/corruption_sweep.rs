@@ -94,9 +94,7 @@ fn data_end(fs: &SimFs) -> u64 {
         let r = r.unwrap();
         if r.file == name {
             let word = u64::from_le_bytes(bytes[r.offset as usize..][..8].try_into().unwrap());
-            let len = word & ((1 << 56) - 1);
-            let pad = if word >> 63 == 1 { (word >> 56) & 7 } else { 0 };
-            end = r.offset + 8 + len + pad;
+            end = r.offset + raftwal::frame::frame_size(word).unwrap();
         }
     }
     end

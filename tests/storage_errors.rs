@@ -213,3 +213,44 @@ fn a_second_open_of_a_storage_in_use_is_locked() {
         Err(Error::Locked { .. })
     ));
 }
+
+/// Which step of `save_snap` failed decides what the caller does next: a snap file that could
+/// not be written leaves the log writable (try again), a failed sync of the WAL's marker
+/// poisons it (reopen the storage).
+#[test]
+fn save_snap_says_whether_the_log_itself_failed() {
+    use raftwal::fs::sim::{Fault, FaultError, Op, SimFs};
+    for (op, log_failed) in [(Op::SyncAll, false), (Op::SyncData, true)] {
+        let fs = SimFs::new();
+        let options = StorageOptions {
+            wal: Options {
+                segment_size: 4096,
+                file_system: std::sync::Arc::new(fs.clone()),
+                prepare_segments_in_background: false,
+                ..Options::default()
+            },
+            keep_snapshots: 2,
+        };
+        let mut s = Storage::create("/node", b"", options).unwrap();
+        for i in 1..=5 {
+            let hs = HardState {
+                term: 1,
+                commit: i,
+                ..Default::default()
+            };
+            s.save(&hs, &[entry(i)]).unwrap();
+        }
+        fs.inject(Fault {
+            op: Some(op),
+            nth: fs.calls_of(op) + 1,
+            error: FaultError::Eio,
+            persistent: false,
+        });
+        let err = s.save_snap(&snapshot(5)).unwrap_err();
+        assert_eq!(s.is_poisoned(), log_failed, "{op:?} failed: {err}");
+        assert_eq!(s.wal().is_poisoned(), log_failed);
+        if !log_failed {
+            s.save_snap(&snapshot(5)).unwrap();
+        }
+    }
+}

@@ -73,6 +73,12 @@ pub(super) enum Poll {
 }
 
 impl Shared {
+    /// Whether a write or sync failed: nothing is acknowledged any more.
+    pub(super) fn is_failed(&self) -> bool {
+        let st = self.lock();
+        st.failure.is_some() || st.wal.as_ref().is_some_and(Wal::is_poisoned)
+    }
+
     pub(super) fn new(wal: Wal, policy: SyncPolicy) -> Shared {
         Shared {
             state: Mutex::new(State {

@@ -130,6 +130,12 @@ impl SharedWal {
         }
     }
 
+    /// Whether the log refuses writes after a failed write or sync: every later call then
+    /// fails. Reopen the log to go on; it holds every acknowledged save.
+    pub fn is_poisoned(&self) -> bool {
+        self.shared.is_failed()
+    }
+
     /// The index of the last entry written.
     pub fn last_index(&self) -> u64 {
         self.shared

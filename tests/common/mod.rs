@@ -22,9 +22,6 @@ use hooked_fs::{Call, HookedFs};
 /// preallocated segment cheap.
 pub const NO_CUT_SEGMENT_SIZE: u64 = 1 << 20;
 
-/// The low 56 bits of a length word hold the record length.
-const LENGTH_MASK: u64 = (1 << 56) - 1;
-
 /// Options with `segment_size` on the real file system.
 pub fn options(segment_size: u64) -> Options {
     Options {
@@ -127,12 +124,10 @@ pub fn frames(path: &Path) -> Vec<(u64, u64)> {
         if word == 0 {
             break;
         }
-        let pad = if word >> 63 == 1 {
-            ((word >> 56) & 0x7) as usize
-        } else {
-            0
+        let Some(size) = raftwal::frame::frame_size(word) else {
+            break;
         };
-        let end = off + 8 + (word & LENGTH_MASK) as usize + pad;
+        let end = off + size as usize;
         if end > bytes.len() {
             break;
         }
@@ -187,11 +182,7 @@ pub fn append_raw_record(path: &Path, kind: RecordType, data: &[u8]) -> u64 {
         data: Some(data.to_vec()),
     };
     let body = record.encode_to_vec();
-    let pad = (8 - body.len() % 8) % 8;
-    let mut word = body.len() as u64;
-    if pad > 0 {
-        word |= (0x80 | pad as u64) << 56;
-    }
+    let (word, pad) = raftwal::frame::length_word(body.len() as u64);
     let mut frame = word.to_le_bytes().to_vec();
     frame.extend_from_slice(&body);
     frame.resize(frame.len() + pad, 0);

@@ -85,8 +85,8 @@ pub fn torn(tail: &TornTail) -> Failure {
 fn torn_text(file: &Path, offset: u64, details: Option<(u64, Option<EntryRun>)>) -> String {
     let dir = log_dir_of(file);
     let mut text = format!(
-        "torn tail: the records of {} end at offset {offset} and what follows is not zeros, as a \
-         crash mid-write leaves it",
+        "torn tail: the records of {} end at offset {offset}, followed by a partly written frame \
+         or by data where only zeros may be, as a crash mid-write leaves it",
         file.display()
     );
     if let Some((len, entries)) = details {

@@ -85,8 +85,8 @@ pub fn truncate_at(dir: &Path, offset: u64, dry_run: bool) -> Outcome {
     };
     let what = if plan.removes_segment {
         format!(
-            "the damage is inside the segment's header, so the whole segment {} ({} bytes) goes \
-             and the log ends with the segment before it",
+            "remove the whole segment {} ({} bytes), since the damage is inside its header, and \
+             the log would end with the segment before it",
             plan.file.display(),
             plan.len
         )

@@ -249,7 +249,10 @@ fn print_table(out: &mut impl Write, stat: &Stat) -> io::Result<()> {
     }
     writeln!(out, "free space   {}", bytes_text(stat.available_space))?;
     match &stat.damage {
-        None => writeln!(out, "tail         clean"),
+        None => writeln!(
+            out,
+            "tail         sound (only zeros follow the last record)"
+        ),
         Some(d) if d.kind == "torn_tail" => writeln!(
             out,
             "tail         torn at offset {} of {}: `raftwal repair` cuts it off",
