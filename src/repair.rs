@@ -91,15 +91,7 @@ pub fn repair_at(dir: impl AsRef<Path>, offset: u64) -> Result<Repaired> {
 /// [`repair_at`] with explicit options.
 pub fn repair_at_with(dir: impl AsRef<Path>, offset: u64, options: Options) -> Result<Repaired> {
     let dir = dir.as_ref();
-    let segments =
-        SegmentDir::new(options.file_system.clone(), dir).open_whole_log(Access::Write)?;
-    let last = segments
-        .last()
-        .cloned()
-        .ok_or_else(|| Error::SegmentNotFound {
-            dir: dir.to_path_buf(),
-            index: 0,
-        })?;
+    let (segments, last) = open_locked(dir, &options)?;
     let plan = forced_cut_of(segments, &options)?;
     match plan {
         Some(plan) if plan.offset == offset => {
@@ -154,9 +146,9 @@ fn forced_cut_of(segments: Vec<OpenSegment>, options: &Options) -> Result<Option
     }))
 }
 
-/// Reads the whole log in `dir` with its last segment locked against writers (a writer would
-/// keep appending over what is cut), and classifies it.
-fn read_locked(dir: &Path, options: &Options) -> Result<(OpenSegment, Verdict)> {
+/// Every segment of the log in `dir`, the last one locked against writers (a writer would keep
+/// appending over what is cut), and that last one.
+fn open_locked(dir: &Path, options: &Options) -> Result<(Vec<OpenSegment>, OpenSegment)> {
     let segments =
         SegmentDir::new(options.file_system.clone(), dir).open_whole_log(Access::Write)?;
     let last = segments
@@ -166,6 +158,12 @@ fn read_locked(dir: &Path, options: &Options) -> Result<(OpenSegment, Verdict)> 
             dir: dir.to_path_buf(),
             index: 0,
         })?;
+    Ok((segments, last))
+}
+
+/// Reads the whole log in `dir` with its last segment locked, and classifies it.
+fn read_locked(dir: &Path, options: &Options) -> Result<(OpenSegment, Verdict)> {
+    let (segments, last) = open_locked(dir, options)?;
     let verdict = Decoder::new(segments, options.replay_read_size)?.verdict()?;
     Ok((last, verdict))
 }

@@ -250,6 +250,26 @@ fn try_lock(file: &dyn WalFile, path: &Path) -> Result<bool> {
         .ctx(|| format!("locking {}", path.display()))
 }
 
+/// Creates the segment file `path` (under a name no reader takes for a segment yet), locks it
+/// and preallocates `size` bytes, so appends never extend it until it is full.
+pub(crate) fn create_locked(
+    fs: &dyn FileSystem,
+    path: &Path,
+    size: u64,
+) -> Result<Arc<dyn WalFile>> {
+    let file = fs
+        .create_file(path)
+        .ctx(|| format!("creating {}", path.display()))?;
+    if !try_lock(file.as_ref(), path)? {
+        return Err(Error::Locked {
+            file: path.to_path_buf(),
+        });
+    }
+    file.allocate(size)
+        .ctx(|| format!("preallocating {}", path.display()))?;
+    Ok(file)
+}
+
 /// Creates the directory `dir` atomically: refuses a `dir` that holds anything, builds the
 /// contents in `<dir>.tmp` (replacing what a crashed create left there) with `build`, then makes
 /// it appear whole. Either a complete directory appears at `dir` or none does.

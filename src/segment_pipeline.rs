@@ -7,8 +7,9 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::error::{Error, IoContext as _, Result};
+use crate::error::{Error, Result};
 use crate::fs::{FileSystem, WalFile};
+use crate::segment::create_locked;
 
 /// A segment file prepared for a cut: created under a temporary name, locked and preallocated.
 #[derive(Debug)]
@@ -20,17 +21,7 @@ pub(crate) struct PreparedFile {
 /// Creates `<dir>/<n % 2>.tmp`, locks it and preallocates `size` bytes.
 fn prepare(fs: &dyn FileSystem, dir: &Path, count: u64, size: u64) -> Result<PreparedFile> {
     let path = dir.join(format!("{}.tmp", count % 2));
-    let file = fs
-        .create_file(&path)
-        .ctx(|| format!("creating {}", path.display()))?;
-    if !file
-        .try_lock()
-        .ctx(|| format!("locking {}", path.display()))?
-    {
-        return Err(Error::Locked { file: path });
-    }
-    file.allocate(size)
-        .ctx(|| format!("preallocating {}", path.display()))?;
+    let file = create_locked(fs, &path, size)?;
     Ok(PreparedFile { path, file })
 }
 

@@ -154,17 +154,7 @@ impl Wal {
         let name = SegmentName::new(0, 0);
         let (file, encoder) = segment::create_atomically(fs.as_ref(), dir, |tmp| {
             let tmp_path = tmp.join(&name.file_name);
-            let file = fs
-                .create_file(&tmp_path)
-                .ctx(|| format!("creating {}", tmp_path.display()))?;
-            if !file
-                .try_lock()
-                .ctx(|| format!("locking {}", tmp_path.display()))?
-            {
-                return Err(Error::Locked { file: tmp_path });
-            }
-            file.allocate(options.segment_size)
-                .ctx(|| format!("preallocating {}", tmp_path.display()))?;
+            let file = segment::create_locked(fs.as_ref(), &tmp_path, options.segment_size)?;
             // The header: the CRC chain's start, the metadata and the empty snapshot marker,
             // synced before the log appears (so no crash can damage it).
             let mut encoder = Encoder::new(file.clone(), 0, 0);
