@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use fs2::FileExt;
 
+#[cfg(feature = "sim")]
 pub mod sim;
 
 /// An open file: positional reads and writes, durability and locking.

@@ -45,6 +45,7 @@ pub mod frame;
 pub mod fs;
 pub mod inspect;
 pub mod observe;
+#[cfg(feature = "raft")]
 mod raft_storage;
 mod record;
 mod repair;
@@ -58,6 +59,7 @@ pub use applog::{AppLog, AppReplay};
 pub use commit::{Completion, SharedWal, SyncPolicy};
 pub use decoder::{EntryRun, TornTail, Verdict};
 pub use error::{Error, Result};
+#[cfg(feature = "raft")]
 pub use raft_storage::RaftStorage;
 pub use record::{is_empty_hard_state, must_sync, walpb, RecordType, WalSnapshot};
 pub use repair::{

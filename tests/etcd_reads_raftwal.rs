@@ -1,40 +1,17 @@
 //! etcd's own WAL code (3.4.23, built from Debian's sources by tests/fixtures/etcd/oracle) reads
 //! what raftwal writes: a multi-segment log with overwrites, HardStates and snapshot markers.
 //!
-//! Needs Go and Debian's `golang-etcd-server-dev`: the test installs them with apt-get when it
-//! runs as root on Debian; elsewhere it says it skipped and passes.
+//! Needs Go and Debian's `golang-etcd-server-dev` (`.ci/run` installs them); without them it
+//! prints a `SKIPPED:` line and passes.
+
+#[path = "support/skip.rs"]
+mod skip;
 
 use std::path::Path;
 use std::process::Command;
 
 use raftwal::eraftpb::{Entry, HardState};
 use raftwal::{Options, Wal, WalSnapshot};
-
-fn oracle_available() -> bool {
-    let go = Command::new("go")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    go && Path::new("/usr/share/gocode/src/go.etcd.io/etcd/wal").is_dir()
-}
-
-/// Installs the oracle's toolchain from Debian's packages when this machine allows it.
-fn install_oracle() -> bool {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0"));
-    if !root || !Path::new("/usr/bin/apt-get").exists() {
-        return false;
-    }
-    let script = "apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -qq golang-go golang-etcd-server-dev >/dev/null";
-    let installed = Command::new("sh")
-        .args(["-c", script])
-        .status()
-        .is_ok_and(|s| s.success());
-    installed && oracle_available()
-}
 
 fn entry(index: u64, term: u64) -> Entry {
     Entry {
@@ -47,8 +24,11 @@ fn entry(index: u64, term: u64) -> Entry {
 
 #[test]
 fn etcd_reads_a_multi_segment_raftwal_log() {
-    if !oracle_available() && !install_oracle() {
-        println!("SKIPPED: no Go toolchain with etcd's sources (apt-get install golang-go golang-etcd-server-dev)");
+    if !skip::has_etcd_oracle_toolchain() {
+        skip::skipped(
+            "etcd_reads_a_multi_segment_raftwal_log",
+            "golang-go and golang-etcd-server-dev",
+        );
         return;
     }
     let parent = tempfile::tempdir().unwrap();

@@ -1,6 +1,10 @@
 //! Real system calls failing under the log: ENOSPC from a small tmpfs, and EIO from fdatasync
-//! injected into a child process with strace. Each skips, saying why, where the machine does
-//! not allow it (no permission to mount, no strace, no ptrace).
+//! injected into a child process with strace. Each prints a `SKIPPED:` line where the machine
+//! does not allow it (not root, so no tmpfs mount; no strace; no ptrace); `.ci/run` runs as root
+//! with strace installed.
+
+#[path = "support/skip.rs"]
+mod skip;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -71,6 +75,11 @@ impl Drop for Mount {
 
 #[test]
 fn a_full_disk_is_disk_full_poisons_the_log_and_loses_nothing_acknowledged() {
+    const TEST: &str = "a_full_disk_is_disk_full_poisons_the_log_and_loses_nothing_acknowledged";
+    if !skip::is_root() {
+        skip::skipped(TEST, "root, to mount a 2 MiB tmpfs (mount from util-linux)");
+        return;
+    }
     let parent = tempfile::tempdir().unwrap();
     let mnt = parent.path().join("tmpfs");
     std::fs::create_dir(&mnt).unwrap();
@@ -83,11 +92,11 @@ fn a_full_disk_is_disk_full_poisons_the_log_and_loses_nothing_acknowledged() {
         Ok(out) if out.status.success() => {}
         Ok(out) => {
             let why = String::from_utf8_lossy(&out.stderr);
-            println!("SKIPPED: cannot mount a 2 MiB tmpfs: {}", why.trim());
+            skip::skipped(TEST, &format!("a 2 MiB tmpfs mount ({})", why.trim()));
             return;
         }
         Err(e) => {
-            println!("SKIPPED: cannot run mount: {e}");
+            skip::skipped(TEST, &format!("mount from util-linux ({e})"));
             return;
         }
     }
@@ -159,8 +168,9 @@ fn strace_child() {
 
 #[test]
 fn an_fdatasync_failure_is_reported_and_nothing_after_it_is_acknowledged() {
-    if Command::new("strace").arg("-V").output().is_err() {
-        println!("SKIPPED: strace is not installed");
+    const TEST: &str = "an_fdatasync_failure_is_reported_and_nothing_after_it_is_acknowledged";
+    if !skip::runs("strace", &["-V"]) {
+        skip::skipped(TEST, "strace");
         return;
     }
     let exe = std::env::current_exe().unwrap();
@@ -180,7 +190,10 @@ fn an_fdatasync_failure_is_reported_and_nothing_after_it_is_acknowledged() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         if !stdout.contains("@@ ") {
-            println!("SKIPPED: strace could not run the child: {}", stderr.trim());
+            skip::skipped(
+                TEST,
+                &format!("strace allowed to trace ({})", stderr.trim()),
+            );
             return;
         }
         let what = format!("EIO from fdatasync #{when}");

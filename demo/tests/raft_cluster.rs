@@ -1,11 +1,7 @@
 //! The README's main job, as a test: three raft-rs nodes on raftwal storage through proposals,
-//! snapshots, crashes and restarts (the code of `examples/raft_cluster.rs`).
+//! snapshots, crashes and restarts (the code the `raft_cluster` binary runs).
 
-#[allow(dead_code)]
-#[path = "../examples/raft_cluster.rs"]
-mod raft_cluster;
-
-use raft_cluster::{run, ClusterConfig};
+use raftwal_demo::{run, ClusterConfig};
 
 #[test]
 fn three_nodes_survive_crashes_with_every_command_and_bounded_wal() {

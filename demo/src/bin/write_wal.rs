@@ -3,8 +3,8 @@
 //! released locks, and a leader change that overwrites uncommitted entries.
 //!
 //! ```sh
-//! cargo run --release --example write_wal -- /tmp/demo-wal
-//! cargo run --release -- dump /tmp/demo-wal
+//! cargo run --release -p raftwal-demo --bin write_wal -- /tmp/demo-wal
+//! cargo run --release -p raftwal-cli -- dump /tmp/demo-wal
 //! ```
 
 use std::error::Error;
@@ -138,7 +138,10 @@ fn run(dir: &Path) -> Result<(), Box<dyn Error>> {
         recovered.entries.last().map_or(0, |e| e.index),
         recovered.hard_state.commit
     );
-    println!("next: cargo run --release -- dump {}", dir.display());
+    println!(
+        "next: cargo run --release -p raftwal-cli -- dump {}",
+        dir.display()
+    );
     Ok(())
 }
 

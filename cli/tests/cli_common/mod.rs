@@ -158,7 +158,7 @@ pub fn snapshot_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 pub fn etcd_data_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/etcd");
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/etcd");
         let tarball = std::fs::read(fixtures.join("etcd-3.4-datadir.tar.gz")).unwrap();
         let scratch = Path::new(env!("CARGO_TARGET_TMPDIR"));
         let dir = scratch.join(format!("etcd-fixture-{:08x}", crc32c::crc32c(&tarball)));
@@ -183,7 +183,7 @@ pub fn etcd_data_dir() -> &'static Path {
 
 /// What etcd's own code read from the fixture.
 pub fn etcd_expected() -> serde_json::Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/etcd/expected.json");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/etcd/expected.json");
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
