@@ -11,7 +11,7 @@
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use raftwal::eraftpb::{Entry, HardState};
 use raftwal::observe::names;
-use raftwal::{Options, Wal};
+use raftwal::WalOptions;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // etcd's fsync buckets: 1 ms doubling up to about 8 s.
@@ -30,11 +30,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .install_recorder()?;
 
     let parent = tempfile::tempdir()?;
-    let options = Options {
-        segment_size: 64 * 1024,
-        ..Default::default()
-    };
-    let mut wal = Wal::create_with(parent.path().join("wal"), b"example", options)?;
+    let options = WalOptions::new().segment_size(64 * 1024);
+    let mut wal = options.create(parent.path().join("wal"), b"example")?;
     let mut hard_state = HardState {
         term: 1,
         ..Default::default()

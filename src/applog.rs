@@ -5,18 +5,18 @@
 //! itself. The directory is an ordinary etcd WAL, so the CLI and `verify` work on it.
 //!
 //! ```
-//! use raftwal::AppLog;
+//! use raftwal::{AppLog, WalOptions};
 //!
 //! # fn main() -> raftwal::Result<()> {
 //! let parent = tempfile::tempdir().unwrap();
 //! let dir = parent.path().join("log");
-//! let mut log = AppLog::create(&dir)?;
+//! let mut log = AppLog::create(&dir, WalOptions::new())?;
 //! assert_eq!(log.append(b"first")?, 1);
 //! assert_eq!(log.append_batch([&b"second"[..], b"third"])?, 2..4);
 //! log.truncate_front(1)?; // a checkpoint covers record 1
 //! log.close()?;
 //!
-//! let mut log = AppLog::open(&dir)?;
+//! let mut log = AppLog::open(&dir, WalOptions::new())?;
 //! let records: Vec<(u64, Vec<u8>)> = log.replay_from(0)?.collect::<raftwal::Result<_>>()?;
 //! assert_eq!(records, vec![(2, b"second".to_vec()), (3, b"third".to_vec())]);
 //! assert_eq!(log.append(b"fourth")?, 4);
@@ -30,8 +30,9 @@ use std::path::Path;
 use raft_proto::eraftpb::{Entry, HardState};
 
 use crate::error::{Error, Result};
+use crate::options::WalOptions;
 use crate::record::WalSnapshot;
-use crate::wal::{valid_snapshot_entries_with, LogRecord, Options, Replay, Wal};
+use crate::wal::{LogRecord, Replay, Wal};
 
 /// The raft term of every record: there is no leader to change it.
 const TERM: u64 = 1;
@@ -48,15 +49,10 @@ pub struct AppLog {
 }
 
 impl AppLog {
-    /// Creates an empty log in `dir` (see [`Wal::create`]).
-    pub fn create(dir: impl AsRef<Path>) -> Result<AppLog> {
-        AppLog::create_with(dir, Options::default())
-    }
-
-    /// [`AppLog::create`] with explicit options.
-    pub fn create_with(dir: impl AsRef<Path>, options: Options) -> Result<AppLog> {
+    /// Creates an empty log in `dir` stored as `options` says (see [`WalOptions::create`]).
+    pub fn create(dir: impl AsRef<Path>, options: WalOptions) -> Result<AppLog> {
         Ok(AppLog {
-            wal: Wal::create_with(dir, b"", options)?,
+            wal: options.create(dir, b"")?,
             checkpoint: 0,
             entries: Vec::new(),
         })
@@ -64,20 +60,16 @@ impl AppLog {
 
     /// Opens the log in `dir` for appending, from its last checkpoint. Read it with
     /// [`AppLog::replay_from`]; an append without a replay skips over the old records first.
-    pub fn open(dir: impl AsRef<Path>) -> Result<AppLog> {
-        AppLog::open_with(dir, Options::default())
-    }
-
-    /// [`AppLog::open`] with explicit options.
-    pub fn open_with(dir: impl AsRef<Path>, options: Options) -> Result<AppLog> {
+    pub fn open(dir: impl AsRef<Path>, options: WalOptions) -> Result<AppLog> {
         let dir = dir.as_ref();
-        let checkpoint = valid_snapshot_entries_with(dir, options.clone())?
+        let checkpoint = options
+            .valid_snapshot_entries(dir)?
             .into_iter()
             .max_by_key(|snap| snap.index)
             .unwrap_or_default();
         Ok(AppLog {
             checkpoint: checkpoint.index,
-            wal: Wal::open_with(dir, &checkpoint, options)?,
+            wal: options.open(dir, &checkpoint)?,
             entries: Vec::new(),
         })
     }
@@ -141,7 +133,7 @@ impl AppLog {
             return Ok(());
         }
         // A snapshot marker counts only up to the last commit: commit everything, then mark.
-        // `save_snapshot` syncs both.
+        // `save_snapshot_marker` syncs both.
         let commit = HardState {
             term: TERM,
             commit: self.wal.last_index(),
@@ -149,7 +141,7 @@ impl AppLog {
         };
         self.wal.save(&commit, &[])?;
         self.wal
-            .save_snapshot(&WalSnapshot::new(checkpoint, TERM))?;
+            .save_snapshot_marker(&WalSnapshot::new(checkpoint, TERM))?;
         self.checkpoint = checkpoint;
         // A reopen reads from the last segment starting at or below the checkpoint; every
         // segment before it goes, in the segment directory's one crash-safe purge order.

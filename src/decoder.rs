@@ -73,6 +73,11 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// Whether every record checks out and only zeros follow the last one.
+    pub fn is_sound(&self) -> bool {
+        matches!(self, Verdict::Sound)
+    }
+
     /// `"sound"`, `"torn"` or `"corrupt"`.
     pub fn name(&self) -> &'static str {
         match self {

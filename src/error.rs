@@ -148,7 +148,7 @@ pub enum Error {
         reason: String,
     },
 
-    /// [`crate::repair_at`] was given an offset where the last segment's damage does not
+    /// [`crate::WalOptions::repair_at`] was given an offset where the last segment's damage does not
     /// start; nothing was changed.
     #[error("the damage in {file} is not at offset {offset} ({}); nothing was changed", match damage { Some(at) => format!("it starts at {at}"), None => "the segment reads cleanly".to_string() })]
     NoDamageThere {
@@ -235,7 +235,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// Whether this is a torn tail: the end of the last segment as a crash mid-write leaves it,
-    /// which [`crate::repair`] cuts off.
+    /// which [`crate::WalOptions::repair`] cuts off.
     pub fn is_torn(&self) -> bool {
         matches!(self, Error::TornTail { .. })
     }
@@ -243,7 +243,7 @@ impl Error {
     /// Whether the log (or the storage's snap files) is damaged or inconsistent in a way no
     /// crash explains and repair does not fix: a CRC mismatch, an undecodable or misplaced
     /// record, a gap, a missing snapshot. The data must come from elsewhere (a peer, a backup),
-    /// or an operator must decide to cut it ([`crate::repair_at`]).
+    /// or an operator must decide to cut it ([`crate::WalOptions::repair_at`]).
     pub fn is_corruption(&self) -> bool {
         match self {
             Error::CrcMismatch { .. }

@@ -1,16 +1,16 @@
 //! Raw access for tools: every record of every segment in file order, with its position, no log
-//! semantics applied beyond the frame and CRC checks, and the damage verdict every reader
-//! shares ([`check`]).
+//! semantics applied beyond the frame and CRC checks ([`WalOptions::raw_records`]), and the
+//! damage verdict every reader shares ([`WalOptions::check`]).
 
 use std::path::{Path, PathBuf};
 
 use raft_proto::eraftpb::{Entry, HardState};
 
-use crate::decoder::{Decoder, End, Step, TornTail, Verdict};
+use crate::decoder::{Decoder, End, Step, Verdict};
 use crate::error::{Error, Result};
+use crate::options::WalOptions;
 use crate::record::{decode_entry, decode_hard_state, RecordType, WalSnapshot};
-use crate::segment::{Access, SegmentDir, SegmentName};
-use crate::wal::Options;
+use crate::segment::{Access, SegmentDir};
 
 /// One record as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,33 +29,16 @@ pub struct RawRecord {
     pub data: Vec<u8>,
 }
 
-/// Iterator over every record of a log directory; see [`raw_records`].
+/// Iterator over every record of a log directory; see [`WalOptions::raw_records`].
 #[derive(Debug)]
 pub struct RawRecords {
     decoder: Decoder,
     done: bool,
 }
 
-/// The segments of the log in `dir`, in order.
-pub fn segments(dir: impl AsRef<Path>) -> Result<Vec<SegmentName>> {
-    segment_dir(dir.as_ref(), &Options::default()).list()
-}
-
-fn segment_dir(dir: &Path, options: &Options) -> SegmentDir {
-    SegmentDir::new(options.file_system.clone(), dir)
-}
-
-/// Reads every segment of `dir`, changing nothing, and gives the damage verdict that every
-/// reader of the log shares (open, replay, verify, repair, the CLI): sound, torn at (file,
-/// offset), or corrupt at (file, offset). An `Err` means the log could not be read at all (an
-/// I/O error, no segments).
-pub fn check(dir: impl AsRef<Path>) -> Result<Verdict> {
-    check_with(dir, Options::default())
-}
-
-/// [`check`] with explicit options.
-pub fn check_with(dir: impl AsRef<Path>, options: Options) -> Result<Verdict> {
-    match whole_log(dir.as_ref(), &options) {
+/// [`WalOptions::check`].
+pub(crate) fn check(dir: &Path, options: &WalOptions) -> Result<Verdict> {
+    match whole_log(dir, options) {
         Ok(mut decoder) => decoder.verdict(),
         Err(e) if e.is_corruption() => Ok(Verdict::Corrupt(e)),
         Err(e) => Err(e),
@@ -63,21 +46,16 @@ pub fn check_with(dir: impl AsRef<Path>, options: Options) -> Result<Verdict> {
 }
 
 /// A decoder over every segment of `dir`, read-only.
-fn whole_log(dir: &Path, options: &Options) -> Result<Decoder> {
-    let segments = segment_dir(dir, options).open_whole_log(Access::Read)?;
+fn whole_log(dir: &Path, options: &WalOptions) -> Result<Decoder> {
+    let segments =
+        SegmentDir::new(options.file_system.clone(), dir).open_whole_log(Access::Read)?;
     Decoder::new(segments, options.replay_read_size)
 }
 
-/// Every record of every segment in `dir`, in file order. A torn tail ends the iteration with
-/// [`Error::TornTail`]; corruption with [`Error::CrcMismatch`] or [`Error::Corrupt`].
-pub fn raw_records(dir: impl AsRef<Path>) -> Result<RawRecords> {
-    raw_records_with(dir, Options::default())
-}
-
-/// [`raw_records`] with explicit options.
-pub fn raw_records_with(dir: impl AsRef<Path>, options: Options) -> Result<RawRecords> {
+/// [`WalOptions::raw_records`].
+pub(crate) fn raw_records(dir: &Path, options: &WalOptions) -> Result<RawRecords> {
     Ok(RawRecords {
-        decoder: whole_log(dir.as_ref(), &options)?,
+        decoder: whole_log(dir, options)?,
         done: false,
     })
 }
@@ -154,37 +132,4 @@ impl RawRecord {
             reason: format!("{} record: {reason}", self.kind.name()),
         })
     }
-}
-
-/// Reads every segment of `dir`, changing nothing, and says whether the log ends in a torn tail
-/// (`Some`) or cleanly (`None`): what [`repair`](fn@crate::repair) would do, without doing it.
-///
-/// Corruption anywhere is [`Error::NotRepairable`], since repairing the tail would not make
-/// such a log readable.
-pub fn find_torn_tail(dir: impl AsRef<Path>) -> Result<Option<TornTail>> {
-    find_torn_tail_with(dir, Options::default())
-}
-
-/// [`find_torn_tail`] with explicit options.
-pub fn find_torn_tail_with(dir: impl AsRef<Path>, options: Options) -> Result<Option<TornTail>> {
-    match check_with(dir, options)? {
-        Verdict::Sound => Ok(None),
-        Verdict::Torn(torn) => Ok(Some(torn)),
-        Verdict::Corrupt(e) => Err(Error::NotRepairable {
-            source: Box::new(e),
-        }),
-    }
-}
-
-/// The segments of `dir` that a writer holds locked right now, in order.
-///
-/// Each segment's lock is tried without waiting and released at once; a writer opening the log
-/// in that instant could see it as taken, so run this beside a live log, not in its startup.
-pub fn locked_segments(dir: impl AsRef<Path>) -> Result<Vec<SegmentName>> {
-    locked_segments_with(dir, Options::default())
-}
-
-/// [`locked_segments`] with explicit options.
-pub fn locked_segments_with(dir: impl AsRef<Path>, options: Options) -> Result<Vec<SegmentName>> {
-    segment_dir(dir.as_ref(), &options).locked()
 }

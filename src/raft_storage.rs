@@ -215,7 +215,7 @@ impl RaftStorage {
                 current: self.prev.0,
             });
         }
-        self.storage.save_snap(&snapshot)?;
+        self.storage.save_snapshot(&snapshot)?;
         // Commit the snapshot in the WAL too, or the next open would not trust its marker. A
         // term it raises comes without a vote: any vote on disk was cast in an older term.
         let mut hard_state = self.hard_state.clone();
@@ -265,7 +265,7 @@ impl RaftStorage {
         meta.index = index;
         meta.term = term;
         meta.set_conf_state(self.conf_state.clone());
-        self.storage.save_snap(&snapshot)?;
+        self.storage.save_snapshot(&snapshot)?;
         self.snapshot = snapshot.clone();
         Ok(snapshot)
     }

@@ -113,12 +113,12 @@ pub(crate) fn decode_hard_state(data: &[u8]) -> Result<HardState, String> {
 }
 
 /// Whether `hs` is raft's empty HardState (nothing to persist).
-pub fn is_empty_hard_state(hs: &HardState) -> bool {
+pub(crate) fn is_empty_hard_state(hs: &HardState) -> bool {
     hs.term == 0 && hs.vote == 0 && hs.commit == 0
 }
 
 /// raft's MustSync: new entries, or a changed term or vote, must be durable before the node
 /// acts on them; a commit-only change may be lost and recomputed.
-pub fn must_sync(new: &HardState, prev: &HardState, entry_count: usize) -> bool {
+pub(crate) fn must_sync(new: &HardState, prev: &HardState, entry_count: usize) -> bool {
     entry_count != 0 || new.vote != prev.vote || new.term != prev.term
 }

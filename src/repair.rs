@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use crate::decoder::{Decoder, EntryRun, Verdict};
 use crate::error::{Error, IoContext as _, Result};
 use crate::observe;
+use crate::options::WalOptions;
 use crate::segment::{Access, OpenSegment, SegmentDir};
-use crate::wal::Options;
 
-/// What [`repair`] did.
+/// What [`WalOptions::repair`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repaired {
     /// The segment whose tail was cut off.
@@ -27,21 +27,12 @@ pub struct Repaired {
     pub removed: bool,
 }
 
-/// Repairs a torn tail of the last segment in `dir`: keeps a copy as `<file>.broken`, truncates
-/// the segment where its records end and syncs. Returns `Ok(None)` when the log is sound.
-///
-/// Corruption anywhere is [`Error::NotRepairable`], and nothing is changed.
-pub fn repair(dir: impl AsRef<Path>) -> Result<Option<Repaired>> {
-    repair_with(dir, Options::default())
-}
-
-/// [`repair`] with explicit options.
-pub fn repair_with(dir: impl AsRef<Path>, options: Options) -> Result<Option<Repaired>> {
-    let dir = dir.as_ref();
-    let (last, verdict) = read_locked(dir, &options)?;
+/// [`WalOptions::repair`].
+pub(crate) fn repair(dir: &Path, options: &WalOptions) -> Result<Option<Repaired>> {
+    let (last, verdict) = read_locked(dir, options)?;
     match verdict {
         Verdict::Sound => Ok(None),
-        Verdict::Torn(torn) => cut(dir, &options, last, torn.offset, Cut::TornTail).map(Some),
+        Verdict::Torn(torn) => cut(dir, options, last, torn.offset, Cut::TornTail).map(Some),
         Verdict::Corrupt(e) => {
             observe::repair_refused(dir, &e);
             Err(Error::NotRepairable {
@@ -51,13 +42,13 @@ pub fn repair_with(dir: impl AsRef<Path>, options: Options) -> Result<Option<Rep
     }
 }
 
-/// What [`repair_at`] would cut: the last segment's damage (torn or corrupt), found by reading
+/// What [`WalOptions::repair_at`] would cut: the last segment's damage (torn or corrupt), found by reading
 /// every segment and changing nothing. Its dry run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForcedCut {
     /// The last segment.
     pub file: PathBuf,
-    /// Where its damage starts: the offset [`repair_at`] must be given.
+    /// Where its damage starts: the offset [`WalOptions::repair_at`] must be given.
     pub offset: u64,
     /// The segment's current length.
     pub len: u64,
@@ -68,31 +59,17 @@ pub struct ForcedCut {
     pub removes_segment: bool,
 }
 
-/// Plans [`repair_at`] without changing anything: `None` when the log is sound. Damage before
-/// the last segment is [`Error::NotRepairable`].
-pub fn plan_forced_cut(dir: impl AsRef<Path>, options: Options) -> Result<Option<ForcedCut>> {
-    let dir = SegmentDir::new(options.file_system.clone(), dir.as_ref());
-    let segments = dir.open_whole_log(Access::Read)?;
-    forced_cut_of(segments, &options)
+/// [`WalOptions::plan_forced_cut`].
+pub(crate) fn plan_forced_cut(dir: &Path, options: &WalOptions) -> Result<Option<ForcedCut>> {
+    let segments =
+        SegmentDir::new(options.file_system.clone(), dir).open_whole_log(Access::Read)?;
+    forced_cut_of(segments, options)
 }
 
-/// Cuts the last segment of `dir` at its first damaged frame, discarding everything after it,
-/// for damage that [`repair`] refuses because it may hide acknowledged data (a zeroed length
-/// word in front of an intact record, see `docs/DURABILITY.md`): the operator decides that what
-/// follows is lost. `offset` confirms the decision: it must be where the damage starts, the
-/// offset of the [`Error::Corrupt`] or [`Error::CrcMismatch`] in that segment (or of a torn
-/// tail); anything else is [`Error::NoDamageThere`] and changes nothing. The segment is first
-/// kept as `<file>.broken`. Damage inside the last segment's header moves the whole segment
-/// aside as `<file>.broken`, so the log ends with the segment before it.
-pub fn repair_at(dir: impl AsRef<Path>, offset: u64) -> Result<Repaired> {
-    repair_at_with(dir, offset, Options::default())
-}
-
-/// [`repair_at`] with explicit options.
-pub fn repair_at_with(dir: impl AsRef<Path>, offset: u64, options: Options) -> Result<Repaired> {
-    let dir = dir.as_ref();
-    let (segments, last) = open_locked(dir, &options)?;
-    let plan = forced_cut_of(segments, &options)?;
+/// [`WalOptions::repair_at`].
+pub(crate) fn repair_at(dir: &Path, offset: u64, options: &WalOptions) -> Result<Repaired> {
+    let (segments, last) = open_locked(dir, options)?;
+    let plan = forced_cut_of(segments, options)?;
     match plan {
         Some(plan) if plan.offset == offset => {
             let how = if plan.removes_segment {
@@ -100,7 +77,7 @@ pub fn repair_at_with(dir: impl AsRef<Path>, offset: u64, options: Options) -> R
             } else {
                 Cut::Forced
             };
-            cut(dir, &options, last, offset, how)
+            cut(dir, options, last, offset, how)
         }
         _ => Err(Error::NoDamageThere {
             file: last.path,
@@ -114,7 +91,7 @@ pub fn repair_at_with(dir: impl AsRef<Path>, offset: u64, options: Options) -> R
 /// when the log is sound. Damage before the last segment is [`Error::NotRepairable`]: no cut of
 /// the tail would make such a log readable, and neither is damage in the header of the log's
 /// first segment, which has nothing before it to keep.
-fn forced_cut_of(segments: Vec<OpenSegment>, options: &Options) -> Result<Option<ForcedCut>> {
+fn forced_cut_of(segments: Vec<OpenSegment>, options: &WalOptions) -> Result<Option<ForcedCut>> {
     let last = segments.last().map(|s| (s.path.clone(), s.name.seq));
     let mut decoder = Decoder::new(segments, options.replay_read_size)?;
     let (offset, removes_segment) = match decoder.verdict()? {
@@ -148,7 +125,7 @@ fn forced_cut_of(segments: Vec<OpenSegment>, options: &Options) -> Result<Option
 
 /// Every segment of the log in `dir`, the last one locked against writers (a writer would keep
 /// appending over what is cut), and that last one.
-fn open_locked(dir: &Path, options: &Options) -> Result<(Vec<OpenSegment>, OpenSegment)> {
+fn open_locked(dir: &Path, options: &WalOptions) -> Result<(Vec<OpenSegment>, OpenSegment)> {
     let segments =
         SegmentDir::new(options.file_system.clone(), dir).open_whole_log(Access::Write)?;
     let last = segments
@@ -162,7 +139,7 @@ fn open_locked(dir: &Path, options: &Options) -> Result<(Vec<OpenSegment>, OpenS
 }
 
 /// Reads the whole log in `dir` with its last segment locked, and classifies it.
-fn read_locked(dir: &Path, options: &Options) -> Result<(OpenSegment, Verdict)> {
+fn read_locked(dir: &Path, options: &WalOptions) -> Result<(OpenSegment, Verdict)> {
     let (segments, last) = open_locked(dir, options)?;
     let verdict = Decoder::new(segments, options.replay_read_size)?.verdict()?;
     Ok((last, verdict))
@@ -172,7 +149,7 @@ fn read_locked(dir: &Path, options: &Options) -> Result<(OpenSegment, Verdict)> 
 enum Cut {
     /// A torn write: under the crash model nothing cut was acknowledged.
     TornTail,
-    /// The operator's decision ([`repair_at`]): what was cut may have been acknowledged.
+    /// The operator's decision ([`WalOptions::repair_at`]): what was cut may have been acknowledged.
     Forced,
     /// The operator's decision on damage inside the last segment's header: the segment goes.
     RemoveSegment,
@@ -184,7 +161,7 @@ enum Cut {
 /// cannot be read, and the segment before it ends cleanly, as every cut leaves it.
 fn cut(
     dir: &Path,
-    options: &Options,
+    options: &WalOptions,
     last: OpenSegment,
     offset: u64,
     cut: Cut,

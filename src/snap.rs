@@ -77,7 +77,7 @@ impl SnapName {
 }
 
 /// Encodes `snapshot` as the bytes of its snapshot file.
-pub fn encode_snap_file(snapshot: &Snapshot) -> Result<Vec<u8>> {
+pub(crate) fn encode_snap_file(snapshot: &Snapshot) -> Result<Vec<u8>> {
     let data = snapshot.write_to_bytes().map_err(|e| Error::Encode {
         reason: e.to_string(),
     })?;
@@ -89,7 +89,7 @@ pub fn encode_snap_file(snapshot: &Snapshot) -> Result<Vec<u8>> {
 
 /// Decodes the bytes of the snapshot file `path`: [`Error::CrcMismatch`] or [`Error::Corrupt`]
 /// when they are damaged.
-pub fn decode_snap_file(path: &Path, bytes: &[u8]) -> Result<Snapshot> {
+pub(crate) fn decode_snap_file(path: &Path, bytes: &[u8]) -> Result<Snapshot> {
     let corrupt = |reason: String| Error::Corrupt {
         file: path.to_path_buf(),
         offset: 0,

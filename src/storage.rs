@@ -17,33 +17,52 @@ use std::path::{Path, PathBuf};
 use raft_proto::eraftpb::{Entry, HardState, Snapshot};
 
 use crate::error::{Error, IoContext as _, Result};
+use crate::options::WalOptions;
 use crate::record::WalSnapshot;
-use crate::repair::{repair_with, Repaired};
-use crate::segment::{self, SegmentDir};
+use crate::repair::Repaired;
+use crate::segment;
 use crate::snap::Snapshotter;
-use crate::wal::{valid_snapshot_entries_with, Options, Wal};
+use crate::wal::Wal;
 
 /// The WAL's directory inside a storage directory.
 pub const WAL_DIR: &str = "wal";
 /// The snapshot files' directory inside a storage directory.
 pub const SNAP_DIR: &str = "snap";
 
-/// How a [`Storage`] is kept.
+/// How a [`Storage`] is kept: `StorageOptions::new()` is etcd's WAL configuration and two
+/// snapshot files kept.
 #[derive(Debug, Clone)]
 pub struct StorageOptions {
-    /// The WAL's options (segment size, file system).
-    pub wal: Options,
-    /// How many snapshot files [`Storage::release`] keeps (at least 1). The WAL is kept from the
-    /// oldest of them on, so a damaged newest file can fall back to an older one.
-    pub keep_snapshots: usize,
+    pub(crate) wal: WalOptions,
+    pub(crate) keep_snapshots: usize,
 }
 
 impl Default for StorageOptions {
     fn default() -> StorageOptions {
         StorageOptions {
-            wal: Options::default(),
+            wal: WalOptions::default(),
             keep_snapshots: 2,
         }
+    }
+}
+
+impl StorageOptions {
+    /// etcd's WAL configuration and two snapshot files kept (the same as `default()`).
+    pub fn new() -> StorageOptions {
+        StorageOptions::default()
+    }
+
+    /// The WAL's options (segment size, file system; the snap files use the same file system).
+    pub fn wal(mut self, wal: WalOptions) -> StorageOptions {
+        self.wal = wal;
+        self
+    }
+
+    /// How many snapshot files [`Storage::release`] keeps (at least 1). The WAL is kept from the
+    /// oldest of them on, so a damaged newest file can fall back to an older one.
+    pub fn keep_snapshots(mut self, count: usize) -> StorageOptions {
+        self.keep_snapshots = count.max(1);
+        self
     }
 }
 
@@ -73,12 +92,12 @@ pub struct Storage {
     snapshot_index: u64,
 }
 
-/// Whether `dir` holds a storage (a WAL in `<dir>/wal`).
-pub fn storage_exists(dir: impl AsRef<Path>, options: &StorageOptions) -> bool {
-    SegmentDir::new(options.wal.file_system.clone(), &dir.as_ref().join(WAL_DIR)).has_segments()
-}
-
 impl Storage {
+    /// Whether `dir` holds a storage (a WAL in `<dir>/wal`).
+    pub fn exists(dir: impl AsRef<Path>, options: &StorageOptions) -> bool {
+        options.wal.exists(dir.as_ref().join(WAL_DIR))
+    }
+
     /// Creates an empty storage in `dir` (which must be missing or empty) and opens it.
     ///
     /// Atomic: everything is built in `<dir>.tmp` and renamed into place, so a crash leaves
@@ -125,7 +144,7 @@ impl Storage {
         let snap_dir = dir.join(SNAP_DIR);
         let snapshotter = Snapshotter::with_file_system(&snap_dir, options.wal.file_system.clone());
 
-        let records = valid_snapshot_entries_with(&wal_dir, options.wal.clone())?;
+        let records = options.wal.valid_snapshot_entries(&wal_dir)?;
         let snapshot = snapshotter.load_newest_available(&records)?;
         let start = snapshot
             .as_ref()
@@ -146,11 +165,11 @@ impl Storage {
         // read again, as etcd's server does.
         let mut repaired = None;
         let (wal, recovered) = loop {
-            let mut wal = Wal::open_with(&wal_dir, &start, options.wal.clone()).map_err(missing)?;
+            let mut wal = options.wal.open(&wal_dir, &start).map_err(missing)?;
             match wal.read_all() {
                 Err(Error::TornTail { .. }) if repaired.is_none() => {
                     drop(wal);
-                    repaired = repair_with(&wal_dir, options.wal.clone())?;
+                    repaired = options.wal.repair(&wal_dir)?;
                     if repaired.is_none() {
                         return Err(Error::InvalidState {
                             reason: "repair found no torn tail where read_all found one",
@@ -209,7 +228,7 @@ impl Storage {
     ///
     /// The order matters: a crash between the two steps leaves an orphan file that the next
     /// open ignores, never a marker without its file.
-    pub fn save_snap(&mut self, snapshot: &Snapshot) -> Result<()> {
+    pub fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<()> {
         let meta = snapshot.get_metadata();
         if meta.index <= self.snapshot_index {
             return Err(Error::SnapshotOutOfDate {
@@ -218,7 +237,7 @@ impl Storage {
             });
         }
         self.snapshotter.save_snap(snapshot)?;
-        self.wal.save_snapshot(&WalSnapshot {
+        self.wal.save_snapshot_marker(&WalSnapshot {
             index: meta.index,
             term: meta.term,
             conf_state: Some(meta.get_conf_state().clone()),
@@ -249,7 +268,7 @@ impl Storage {
     }
 
     /// Whether the WAL refuses writes after a failure (see [`Wal::is_poisoned`]). After an
-    /// error from [`Storage::save_snap`], this says whether the log itself failed (reopen the
+    /// error from [`Storage::save_snapshot`], this says whether the log itself failed (reopen the
     /// storage) or only the snap file could not be written (the log is intact; retry).
     pub fn is_poisoned(&self) -> bool {
         self.wal.is_poisoned()
@@ -283,11 +302,11 @@ fn create_atomically(
         let snap_dir = tmp.join(SNAP_DIR);
         fs.create_dir_all(&snap_dir)
             .ctx(|| format!("creating {}", snap_dir.display()))?;
-        let mut wal = Wal::create_with(tmp.join(WAL_DIR), metadata, options.wal.clone())?;
+        let mut wal = options.wal.create(tmp.join(WAL_DIR), metadata)?;
         if let Some((snapshot, hard_state)) = initial {
             let meta = snapshot.get_metadata();
             Snapshotter::with_file_system(&snap_dir, fs.clone()).save_snap(snapshot)?;
-            wal.save_snapshot(&WalSnapshot {
+            wal.save_snapshot_marker(&WalSnapshot {
                 index: meta.index,
                 term: meta.term,
                 conf_state: Some(meta.get_conf_state().clone()),

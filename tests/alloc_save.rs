@@ -9,7 +9,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use raftwal::eraftpb::{Entry, HardState};
-use raftwal::{Options, SharedWal, SyncPolicy, Wal};
+use raftwal::{SharedWal, SyncPolicy, WalOptions};
 
 #[path = "support/hooked_fs.rs"]
 mod hooked_fs;
@@ -64,7 +64,7 @@ const COUNTED: u64 = 10_000;
 
 /// The real file system, except that syncs return at once: the count is raftwal's code, not
 /// the disk's.
-fn options() -> Options {
+fn options() -> WalOptions {
     let skip_syncs = HookedFs::new(|call| Ok(matches!(call, Call::Write(_))));
     // Large enough that no counted save cuts: (1,000 + 10,000) saves of ~300 bytes.
     skip_syncs.options(64 << 20)
@@ -111,7 +111,7 @@ fn the_counter_sees_an_allocation() {
 #[test]
 fn wal_save_allocates_nothing_in_steady_state() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut wal = Wal::create_with(tmp.path().join("wal"), b"alloc", options()).unwrap();
+    let mut wal = options().create(tmp.path().join("wal"), b"alloc").unwrap();
     let allocations = count_steady_state_allocations(|hs, entries| {
         if let Err(e) = wal.save(hs, entries) {
             panic!("save failed: {e}");
@@ -127,7 +127,7 @@ fn wal_save_allocates_nothing_in_steady_state() {
 #[test]
 fn shared_wal_save_from_one_thread_allocates_nothing_in_steady_state() {
     let tmp = tempfile::tempdir().unwrap();
-    let wal = Wal::create_with(tmp.path().join("wal"), b"alloc", options()).unwrap();
+    let wal = options().create(tmp.path().join("wal"), b"alloc").unwrap();
     let wal = SharedWal::new(wal, SyncPolicy::Grouped).unwrap();
     let allocations = count_steady_state_allocations(|hs, entries| {
         if let Err(e) = wal.save(hs, entries) {

@@ -3,15 +3,13 @@
 use std::sync::Arc;
 
 use raftwal::fs::RealFs;
-use raftwal::{AppLog, Error, Options};
+use raftwal::{AppLog, Error, WalOptions};
 
-fn small_segments() -> Options {
-    Options {
-        segment_size: 4096,
-        file_system: Arc::new(RealFs),
-        prepare_segments_in_background: false,
-        ..Options::default()
-    }
+fn small_segments() -> WalOptions {
+    WalOptions::new()
+        .segment_size(4096)
+        .file_system(Arc::new(RealFs))
+        .prepare_segments_in_background(false)
 }
 
 fn record(i: u64) -> Vec<u8> {
@@ -26,19 +24,19 @@ fn replay_all(log: &mut AppLog, from: u64) -> Vec<(u64, Vec<u8>)> {
 }
 
 fn segment_count(dir: &std::path::Path) -> usize {
-    raftwal::inspect::segments(dir).unwrap().len()
+    WalOptions::new().segments(dir).unwrap().len()
 }
 
 #[test]
 fn appends_are_numbered_from_one_and_replay_in_order() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
-    let mut log = AppLog::create(&dir).unwrap();
+    let mut log = AppLog::create(&dir, WalOptions::new()).unwrap();
     assert_eq!(log.append(b"a").unwrap(), 1);
     assert_eq!(log.append_batch([&b"b"[..], b"c"]).unwrap(), 2..4);
     log.close().unwrap();
 
-    let mut log = AppLog::open(&dir).unwrap();
+    let mut log = AppLog::open(&dir, WalOptions::new()).unwrap();
     assert_eq!(
         replay_all(&mut log, 0),
         vec![(1, b"a".to_vec()), (2, b"b".to_vec()), (3, b"c".to_vec())]
@@ -50,13 +48,13 @@ fn appends_are_numbered_from_one_and_replay_in_order() {
 fn replay_starts_at_the_requested_index() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
-    let mut log = AppLog::create_with(&dir, small_segments()).unwrap();
+    let mut log = AppLog::create(&dir, small_segments()).unwrap();
     for i in 1..=50 {
         log.append(&record(i)).unwrap();
     }
     log.close().unwrap();
 
-    let mut log = AppLog::open_with(&dir, small_segments()).unwrap();
+    let mut log = AppLog::open(&dir, small_segments()).unwrap();
     let replayed = replay_all(&mut log, 40);
     let expected: Vec<_> = (40..=50).map(|i| (i, record(i))).collect();
     assert_eq!(replayed, expected);
@@ -66,10 +64,10 @@ fn replay_starts_at_the_requested_index() {
 fn an_append_without_a_replay_continues_after_the_last_record() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
-    let mut log = AppLog::create(&dir).unwrap();
+    let mut log = AppLog::create(&dir, WalOptions::new()).unwrap();
     log.append_batch([&b"a"[..], b"b"]).unwrap();
     log.close().unwrap();
-    let mut log = AppLog::open(&dir).unwrap();
+    let mut log = AppLog::open(&dir, WalOptions::new()).unwrap();
     assert_eq!(log.append(b"c").unwrap(), 3);
 }
 
@@ -77,7 +75,7 @@ fn an_append_without_a_replay_continues_after_the_last_record() {
 fn truncating_the_front_removes_whole_segments_below_the_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
-    let mut log = AppLog::create_with(&dir, small_segments()).unwrap();
+    let mut log = AppLog::create(&dir, small_segments()).unwrap();
     for i in 1..=100 {
         log.append(&record(i)).unwrap();
     }
@@ -88,7 +86,7 @@ fn truncating_the_front_removes_whole_segments_below_the_checkpoint() {
     log.close().unwrap();
 
     // The next open starts at the checkpoint; every record after it is there.
-    let mut log = AppLog::open_with(&dir, small_segments()).unwrap();
+    let mut log = AppLog::open(&dir, small_segments()).unwrap();
     assert_eq!(log.checkpoint(), 80);
     let replayed = replay_all(&mut log, 0);
     let expected: Vec<_> = (81..=100).map(|i| (i, record(i))).collect();
@@ -99,7 +97,7 @@ fn truncating_the_front_removes_whole_segments_below_the_checkpoint() {
 #[test]
 fn a_checkpoint_past_the_last_record_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut log = AppLog::create(tmp.path().join("log")).unwrap();
+    let mut log = AppLog::create(tmp.path().join("log"), WalOptions::new()).unwrap();
     log.append(b"a").unwrap();
     assert!(matches!(
         log.truncate_front(2),
@@ -111,14 +109,14 @@ fn a_checkpoint_past_the_last_record_is_refused() {
 fn the_log_is_an_etcd_wal_that_verifies() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
-    let mut log = AppLog::create_with(&dir, small_segments()).unwrap();
+    let mut log = AppLog::create(&dir, small_segments()).unwrap();
     for i in 1..=30 {
         log.append(&record(i)).unwrap();
     }
     log.truncate_front(10).unwrap();
     log.close().unwrap();
-    let snapshots = raftwal::valid_snapshot_entries(&dir).unwrap();
+    let snapshots = WalOptions::new().valid_snapshot_entries(&dir).unwrap();
     let last = snapshots.iter().max_by_key(|s| s.index).unwrap();
     assert_eq!(last.index, 10);
-    raftwal::verify(&dir, last).unwrap();
+    WalOptions::new().verify(&dir, last).unwrap();
 }

@@ -45,7 +45,7 @@ struct FailedBatch {
 
 fn fail_a_batch(dir: &std::path::Path, acknowledged: u64) -> FailedBatch {
     let fs = ControlledFs::default();
-    let wal = Wal::create_with(dir, b"", fs.options()).unwrap();
+    let wal = fs.options().create(dir, b"").unwrap();
     let wal = Arc::new(SharedWal::new(wal, SyncPolicy::Grouped).unwrap());
     for i in 1..=acknowledged {
         wal.save(&hard_state(i - 1), &[entry(i)]).unwrap();
@@ -137,7 +137,7 @@ fn the_reopened_log_holds_every_save_acknowledged_before_the_failure() {
 fn an_always_policy_save_returns_the_fsync_error_and_later_ones_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let fs = ControlledFs::default();
-    let wal = Wal::create_with(tmp.path().join("wal"), b"", fs.options()).unwrap();
+    let wal = fs.options().create(tmp.path().join("wal"), b"").unwrap();
     let wal = SharedWal::new(wal, SyncPolicy::Always).unwrap();
     wal.save(&hard_state(0), &[entry(1)]).unwrap();
     fs.control.fail_syncs(true);

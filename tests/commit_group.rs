@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use commit_fs::ControlledFs;
 use raftwal::eraftpb::{Entry, HardState};
-use raftwal::inspect::raw_records;
-use raftwal::{Completion, RecordType, SharedWal, SyncPolicy, Wal, WalSnapshot};
+use raftwal::{Completion, RecordType, SharedWal, SyncPolicy, Wal, WalOptions, WalSnapshot};
 
 fn entry(index: u64, data: &str) -> Entry {
     Entry {
@@ -32,7 +31,7 @@ fn hard_state(term: u64, commit: u64) -> HardState {
 }
 
 fn shared_wal(dir: &std::path::Path, fs: &ControlledFs, policy: SyncPolicy) -> SharedWal {
-    let wal = Wal::create_with(dir, b"group", fs.options()).unwrap();
+    let wal = fs.options().create(dir, b"group").unwrap();
     SharedWal::new(wal, policy).unwrap()
 }
 
@@ -83,7 +82,7 @@ fn sixteen_blocking_savers_are_each_acknowledged_and_the_log_holds_exactly_their
     Arc::into_inner(wal).unwrap().close().unwrap();
 
     let mut seen: Vec<Vec<u64>> = vec![Vec::new(); THREADS as usize];
-    for record in raw_records(&dir).unwrap() {
+    for record in WalOptions::new().raw_records(&dir).unwrap() {
         let record = record.unwrap();
         if record.kind == RecordType::State {
             let hs: HardState = protobuf::Message::parse_from_bytes(&record.data).unwrap();

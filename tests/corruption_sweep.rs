@@ -11,26 +11,25 @@ use std::sync::Arc;
 use raftwal::eraftpb::{Entry, HardState};
 use raftwal::fs::sim::{SimFs, XorShift};
 use raftwal::fs::FileSystem as _;
-use raftwal::{Error, Options, Recovered, Wal, WalSnapshot};
+use raftwal::{Error, Recovered, WalOptions, WalSnapshot};
 
 const DIR: &str = "/wal";
 
-fn options(fs: &SimFs) -> Options {
-    Options {
-        segment_size: 4096,
-        file_system: Arc::new(fs.clone()),
-        prepare_segments_in_background: false,
-        // Small and out of step with sectors and frames, so the read window slides across
-        // every kind of damage the sweeps make.
-        replay_read_size: 100,
-    }
+fn options(fs: &SimFs) -> WalOptions {
+    // A read size small and out of step with sectors and frames, so the read window slides
+    // across every kind of damage the sweeps make.
+    WalOptions::new()
+        .segment_size(4096)
+        .file_system(Arc::new(fs.clone()))
+        .prepare_segments_in_background(false)
+        .replay_read_size(100)
 }
 
 /// A log of 3+ segments: entries of 20 to 400 random bytes, each save with its HardState, a
 /// snapshot marker in the middle. Returns the file system and what a reader must recover.
 fn small_log() -> (SimFs, Recovered) {
     let fs = SimFs::new();
-    let mut wal = Wal::create_with(DIR, b"sweep", options(&fs)).unwrap();
+    let mut wal = options(&fs).create(DIR, b"sweep").unwrap();
     let mut rng = XorShift::new(99);
     let mut entries = Vec::new();
     let mut hs = HardState::default();
@@ -52,7 +51,7 @@ fn small_log() -> (SimFs, Recovered) {
         wal.save(&hs, std::slice::from_ref(&entry)).unwrap();
         entries.push(entry);
         if index == 20 {
-            wal.save_snapshot(&WalSnapshot::new(19, 1)).unwrap();
+            wal.save_snapshot_marker(&WalSnapshot::new(19, 1)).unwrap();
         }
     }
     wal.close().unwrap();
@@ -76,16 +75,18 @@ fn segments(fs: &SimFs) -> Vec<PathBuf> {
 }
 
 fn read(fs: &SimFs) -> Result<Recovered, Error> {
-    Wal::open_for_read_with(DIR, &WalSnapshot::default(), options(fs))?.read_all()
+    options(fs)
+        .open_for_read(DIR, &WalSnapshot::default())?
+        .read_all()
 }
 
 fn read_for_write(fs: &SimFs) -> Result<Recovered, Error> {
-    Wal::open_with(DIR, &WalSnapshot::default(), options(fs))?.read_all()
+    options(fs).open(DIR, &WalSnapshot::default())?.read_all()
 }
 
 /// The end of the last frame of the last segment (where its preallocated zeros start).
 fn data_end(fs: &SimFs) -> u64 {
-    let records = raftwal::inspect::raw_records_with(DIR, options(fs)).unwrap();
+    let records = options(fs).raw_records(DIR).unwrap();
     let last = segments(fs).pop().unwrap();
     let name = last.file_name().unwrap().to_str().unwrap().to_string();
     let bytes = fs.read_file(&last).unwrap();
@@ -109,7 +110,8 @@ fn a_flipped_bit_anywhere_is_reported_never_returned_as_data() {
     let last = segments(&fs).pop().unwrap();
     let tail = (last.as_path(), data_end(&fs));
     // The byte holding each record's type: its frame's offset + 8 (length word) + 1 (key).
-    let type_bytes: HashSet<(PathBuf, u64)> = raftwal::inspect::raw_records_with(DIR, options(&fs))
+    let type_bytes: HashSet<(PathBuf, u64)> = options(&fs)
+        .raw_records(DIR)
         .unwrap()
         .map(|r| r.unwrap())
         .map(|r| (Path::new(DIR).join(&r.file), r.offset + 9))
@@ -166,7 +168,7 @@ fn check_flip(
     what: &str,
 ) -> String {
     let read_result = read(fs);
-    let verify = raftwal::verify_with(DIR, &WalSnapshot::default(), options(fs));
+    let verify = options(fs).verify(DIR, &WalSnapshot::default());
     let outcome = match &read_result {
         Ok(rec) if rec != expected && type_bytes.contains(&(path.to_path_buf(), offset)) => {
             // etcd's CRC covers a record's data, not its type: an entry (type 2) flipped into a
@@ -241,7 +243,8 @@ fn check_flip(
 /// HardState a cut writes come first).
 fn header_end(fs: &SimFs) -> u64 {
     let last = segments(fs).pop().unwrap();
-    raftwal::inspect::raw_records_with(DIR, options(fs))
+    options(fs)
+        .raw_records(DIR)
         .unwrap()
         .map(Result::unwrap)
         .filter(|r| r.path == last)
@@ -282,7 +285,8 @@ fn a_truncated_last_segment_reads_as_a_prefix_and_repairs() {
             }
             Err(Error::TornTail { .. }) => {
                 torn += 1;
-                raftwal::repair_with(DIR, options(&fs))
+                options(&fs)
+                    .repair(DIR)
                     .unwrap_or_else(|e| panic!("{what}: repair: {e}"))
                     .expect("a torn tail to repair");
                 read_for_write(&fs).unwrap_or_else(|e| panic!("{what}: after repair: {e}"))
@@ -294,7 +298,7 @@ fn a_truncated_last_segment_reads_as_a_prefix_and_repairs() {
             n,
             "{what}: repair lost more than the torn frame"
         );
-        let mut wal = Wal::open_with(DIR, &WalSnapshot::default(), options(&fs)).unwrap();
+        let mut wal = options(&fs).open(DIR, &WalSnapshot::default()).unwrap();
         wal.read_all().unwrap();
         let next = Entry {
             index: n as u64 + 1,

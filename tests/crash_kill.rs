@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use raftwal::eraftpb::{Entry, HardState};
 use raftwal::fs::sim::XorShift;
-use raftwal::{Error, Options, Wal, WalSnapshot};
+use raftwal::{Error, Wal, WalOptions, WalSnapshot};
 
 const CHILD_ENV: &str = "RAFTWAL_KILL_CHILD";
 
@@ -24,25 +24,22 @@ fn data_for(index: u64) -> Vec<u8> {
     data
 }
 
-fn options(cuts: bool) -> Options {
-    Options {
-        // Small segments in the cutting variant reach a cut every few rounds.
-        segment_size: if cuts { 16 * 1024 } else { 1 << 20 },
-        ..Options::default()
-    }
+fn options(cuts: bool) -> WalOptions {
+    // Small segments in the cutting variant reach a cut every few rounds.
+    WalOptions::new().segment_size(if cuts { 16 * 1024 } else { 1 << 20 })
 }
 
 /// Opens the log for writing, repairing a torn tail, and returns it with its last index.
 fn open_or_create(dir: &Path, cuts: bool) -> raftwal::Result<(Wal, u64)> {
-    if !raftwal::exists(dir) {
-        return Ok((Wal::create_with(dir, b"kill", options(cuts))?, 0));
+    if !WalOptions::new().exists(dir) {
+        return Ok((options(cuts).create(dir, b"kill")?, 0));
     }
-    let mut wal = Wal::open_with(dir, &WalSnapshot::default(), options(cuts))?;
+    let mut wal = options(cuts).open(dir, &WalSnapshot::default())?;
     let recovered = match wal.read_all() {
         Err(Error::TornTail { .. }) => {
             drop(wal);
-            raftwal::repair(dir)?;
-            wal = Wal::open_with(dir, &WalSnapshot::default(), options(cuts))?;
+            WalOptions::new().repair(dir)?;
+            wal = options(cuts).open(dir, &WalSnapshot::default())?;
             wal.read_all()?
         }
         other => other?,
@@ -79,7 +76,7 @@ fn kill_child() {
             .and_then(|()| out.flush())
             .expect("stdout");
         if cuts && index % 25 == 0 {
-            wal.save_snapshot(&WalSnapshot::new(index - 1, 1))
+            wal.save_snapshot_marker(&WalSnapshot::new(index - 1, 1))
                 .expect("snapshot");
             wal.release_lock_to(index - 1).expect("release");
         }
@@ -132,7 +129,7 @@ fn kill_rounds(cuts: bool, rounds: u64, seed: u64) -> (u64, u64, u64) {
         acked = rx.try_iter().fold(acked, u64::max);
 
         let what = format!("round {round} (cuts: {cuts})");
-        if !raftwal::exists(&dir) {
+        if !WalOptions::new().exists(&dir) {
             assert_eq!(acked, 0, "{what}: the log is gone");
             continue;
         }

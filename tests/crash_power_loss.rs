@@ -9,7 +9,7 @@ use std::path::Path;
 use crash_common::*;
 use raftwal::fs::sim::{Crash, Fill, SectorLoss, SimFs};
 use raftwal::fs::FileSystem as _;
-use raftwal::{Error, Wal, WalSnapshot};
+use raftwal::{Error, WalSnapshot};
 
 /// Calls in the workload (saves of mixed sizes, overwrites, snapshot markers with releases).
 const OPS: usize = 220;
@@ -94,7 +94,8 @@ fn check_state(
     t.states += 1;
     // A reader beside the (dead) writer: a torn tail just ends the log.
     if log_exists(disk) {
-        let mut reader = Wal::open_for_read_with(DIR, &WalSnapshot::default(), options(disk))
+        let mut reader = options(disk)
+            .open_for_read(DIR, &WalSnapshot::default())
             .unwrap_or_else(|e| panic!("{what}: open for read: {e}"));
         match reader.read_all() {
             Ok(rec) => check_recovered(plan, out, &rec, &format!("{what} (read only)")),
@@ -120,7 +121,8 @@ fn check_state(
             );
             t.no_log += 1;
             // What a crashed create left behind must not stand in the way of a new one.
-            let wal = Wal::create_with(DIR, b"crash-test", options(disk))
+            let wal = options(disk)
+                .create(DIR, b"crash-test")
                 .unwrap_or_else(|e| panic!("{what}: create after a crashed create: {e}"));
             wal.close().unwrap();
         }
@@ -224,6 +226,6 @@ fn the_simulated_disk_drops_unsynced_writes() {
     file.sync_data().unwrap();
     let disk = fs.crash(Crash::DropUnsynced);
     assert_eq!(disk.read_file(Path::new("/d/f")).unwrap(), b"hello");
-    let err = raftwal::Wal::open_with("/d", &WalSnapshot::default(), options(&disk));
+    let err = options(&disk).open("/d", &WalSnapshot::default());
     assert!(matches!(err, Err(Error::SegmentNotFound { .. })));
 }

@@ -10,20 +10,17 @@ use std::path::{Path, PathBuf};
 use raftwal::eraftpb::{Entry, HardState};
 use raftwal::frame::SECTOR_SIZE;
 use raftwal::fs::sim::XorShift;
-use raftwal::{Options, Verdict, Wal, WalSnapshot};
+use raftwal::{Verdict, WalOptions, WalSnapshot};
 
 /// Small segments: a few dozen entries reach several cuts.
-fn options() -> Options {
-    Options {
-        segment_size: 4096,
-        ..Options::default()
-    }
+fn options() -> WalOptions {
+    WalOptions::new().segment_size(4096)
 }
 
 /// A log of `count` entries of 60 to 300 bytes, each saved (and synced) with the HardState that
 /// commits it, and a snapshot marker every 25 entries.
 fn synced_log(dir: &Path, count: u64) -> Vec<Entry> {
-    let mut wal = Wal::create_with(dir, b"sweep", options()).unwrap();
+    let mut wal = options().create(dir, b"sweep").unwrap();
     let mut rng = XorShift::new(11);
     let mut entries = Vec::new();
     for index in 1..=count {
@@ -43,7 +40,8 @@ fn synced_log(dir: &Path, count: u64) -> Vec<Entry> {
         };
         wal.save(&hs, std::slice::from_ref(&entry)).unwrap();
         if index % 25 == 0 {
-            wal.save_snapshot(&WalSnapshot::new(index, 1)).unwrap();
+            wal.save_snapshot_marker(&WalSnapshot::new(index, 1))
+                .unwrap();
         }
         entries.push(entry);
     }
@@ -52,7 +50,8 @@ fn synced_log(dir: &Path, count: u64) -> Vec<Entry> {
 }
 
 fn segment_paths(dir: &Path) -> Vec<PathBuf> {
-    raftwal::inspect::segments(dir)
+    WalOptions::new()
+        .segments(dir)
         .unwrap()
         .iter()
         .map(|s| dir.join(&s.file_name))
@@ -70,12 +69,15 @@ enum Outcome {
 
 /// Reads the damaged log two ways and checks the rule; `damaged` is the segment that was hit.
 fn check_case(dir: &Path, damaged: &Path, expected: &[Entry], what: &str) -> Outcome {
-    let verdict = raftwal::inspect::check_with(dir, options())
+    let verdict = options()
+        .check(dir)
         .unwrap_or_else(|e| panic!("{what}: check could not read: {e}"));
-    let opened = Wal::open_with(dir, &WalSnapshot::default(), options()).and_then(|mut wal| {
-        let recovered = wal.read_all();
-        wal.close().and(recovered)
-    });
+    let opened = options()
+        .open(dir, &WalSnapshot::default())
+        .and_then(|mut wal| {
+            let recovered = wal.read_all();
+            wal.close().and(recovered)
+        });
     match opened {
         Ok(recovered) => {
             assert!(

@@ -5,8 +5,7 @@ mod etcd_fixture;
 
 use base64::Engine as _;
 use etcd_fixture::{crc_hex, u64_at};
-use raftwal::inspect::raw_records;
-use raftwal::{RecordType, Wal, WalSnapshot};
+use raftwal::{RecordType, Wal, WalOptions, WalSnapshot};
 
 #[test]
 fn read_all_matches_what_etcd_reads() {
@@ -57,7 +56,8 @@ fn read_all_matches_what_etcd_reads() {
 #[test]
 fn the_fixture_spans_segments_like_etcds_listing() {
     let fx = etcd_fixture::unpack();
-    let names: Vec<String> = raftwal::inspect::segments(&fx.wal_dir)
+    let names: Vec<String> = WalOptions::new()
+        .segments(&fx.wal_dir)
         .unwrap()
         .into_iter()
         .map(|s| s.file_name)
@@ -75,7 +75,8 @@ fn the_fixture_spans_segments_like_etcds_listing() {
 #[test]
 fn every_snapshot_record_is_found_in_log_order() {
     let fx = etcd_fixture::unpack();
-    let snapshots: Vec<(u64, u64)> = raw_records(&fx.wal_dir)
+    let snapshots: Vec<(u64, u64)> = WalOptions::new()
+        .raw_records(&fx.wal_dir)
         .unwrap()
         .map(|r| r.unwrap())
         .filter(|r| r.kind == RecordType::Snapshot)
@@ -97,7 +98,8 @@ fn every_snapshot_record_is_found_in_log_order() {
 #[test]
 fn valid_snapshot_entries_match_etcds() {
     let fx = etcd_fixture::unpack();
-    let got: Vec<(u64, u64)> = raftwal::valid_snapshot_entries(&fx.wal_dir)
+    let got: Vec<(u64, u64)> = WalOptions::new()
+        .valid_snapshot_entries(&fx.wal_dir)
         .unwrap()
         .iter()
         .map(|s| (s.index, s.term))
@@ -147,7 +149,9 @@ fn a_snapshot_etcd_never_took_is_not_found() {
 #[test]
 fn verify_accepts_etcds_log_and_returns_its_hard_state() {
     let fx = etcd_fixture::unpack();
-    let hs = raftwal::verify(&fx.wal_dir, &WalSnapshot::default()).unwrap();
+    let hs = WalOptions::new()
+        .verify(&fx.wal_dir, &WalSnapshot::default())
+        .unwrap();
     assert_eq!(hs.commit, u64_at(&fx.expected["hard_state"], "commit"));
 }
 

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 
 use raftwal::eraftpb::{Entry, HardState};
-use raftwal::{Options, Wal, WalSnapshot};
+use raftwal::{WalOptions, WalSnapshot};
 
 fn entry(index: u64, term: u64) -> Entry {
     Entry {
@@ -33,11 +33,8 @@ fn etcd_reads_a_multi_segment_raftwal_log() {
     }
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("wal");
-    let options = Options {
-        segment_size: 32 * 1024,
-        ..Options::default()
-    };
-    let mut wal = Wal::create_with(&dir, b"raftwal-metadata", options).unwrap();
+    let options = WalOptions::new().segment_size(32 * 1024);
+    let mut wal = options.create(&dir, b"raftwal-metadata").unwrap();
     let mut hs = HardState {
         term: 1,
         vote: 1,
@@ -51,7 +48,8 @@ fn etcd_reads_a_multi_segment_raftwal_log() {
         wal.save(&hs, std::slice::from_ref(&e)).unwrap();
         expected.push(e);
         if index % 100 == 0 {
-            wal.save_snapshot(&WalSnapshot::new(hs.commit, 1)).unwrap();
+            wal.save_snapshot_marker(&WalSnapshot::new(hs.commit, 1))
+                .unwrap();
             snapshots.push((hs.commit, 1));
         }
     }
@@ -63,7 +61,7 @@ fn etcd_reads_a_multi_segment_raftwal_log() {
     expected.extend(overwrite);
     wal.close().unwrap();
     assert!(
-        raftwal::inspect::segments(&dir).unwrap().len() >= 3,
+        WalOptions::new().segments(&dir).unwrap().len() >= 3,
         "the log spans segments"
     );
 

@@ -24,7 +24,8 @@ fn recover_and_check(plan: &Plan, out: &Outcome, fs: &SimFs, what: &str) -> Opti
         }
         Recovery::Opened { wal, recovered, .. } => {
             check_recovered(plan, out, &recovered, what);
-            raftwal::verify_with(DIR, &WalSnapshot::default(), options(fs))
+            options(fs)
+                .verify(DIR, &WalSnapshot::default())
                 .unwrap_or_else(|e| panic!("{what}: verify failed: {e}"));
             Some(check_appending_continues(fs, wal, &recovered, what))
         }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use raftwal::eraftpb::{Entry, HardState};
-use raftwal::{Error, Options, Wal, WalSnapshot};
+use raftwal::{Error, Wal, WalOptions, WalSnapshot};
 
 const STRACE_CHILD: &str = "RAFTWAL_STRACE_CHILD";
 
@@ -38,7 +38,7 @@ fn check_reopens(dir: &Path, acked: u64, len: usize, what: &str) {
     let entries = match wal.read_all() {
         Err(Error::TornTail { .. }) => {
             drop(wal);
-            raftwal::repair(dir).unwrap();
+            WalOptions::new().repair(dir).unwrap();
             wal = Wal::open(dir, &WalSnapshot::default()).unwrap();
             wal.read_all().unwrap().entries
         }
@@ -102,11 +102,8 @@ fn a_full_disk_is_disk_full_poisons_the_log_and_loses_nothing_acknowledged() {
     }
     let mount = Mount(mnt.clone());
     let dir = mnt.join("wal");
-    let options = Options {
-        segment_size: 256 * 1024,
-        ..Options::default()
-    };
-    let mut wal = Wal::create_with(&dir, b"enospc", options).unwrap();
+    let options = WalOptions::new().segment_size(256 * 1024);
+    let mut wal = options.create(&dir, b"enospc").unwrap();
     let mut acked = 0;
     let err = loop {
         let index = acked + 1;
@@ -228,7 +225,9 @@ fn an_fdatasync_failure_is_reported_and_nothing_after_it_is_acknowledged() {
             check_reopens(&dir, acked, 300, &what);
         } else {
             // create failed: no log may be half there.
-            assert!(!raftwal::exists(&dir) || Wal::open(&dir, &WalSnapshot::default()).is_ok());
+            assert!(
+                !WalOptions::new().exists(&dir) || Wal::open(&dir, &WalSnapshot::default()).is_ok()
+            );
         }
         injected += 1;
     }

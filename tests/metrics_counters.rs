@@ -6,9 +6,8 @@ use std::path::Path;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use raftwal::eraftpb::{Entry, HardState};
-use raftwal::inspect::raw_records;
 use raftwal::observe::names;
-use raftwal::{Options, RecordType, Wal, WalSnapshot};
+use raftwal::{RecordType, Wal, WalOptions, WalSnapshot};
 
 /// What one run recorded: counters by name, and the samples of each histogram.
 #[derive(Debug, Default)]
@@ -50,11 +49,8 @@ fn record<T>(f: impl FnOnce() -> T) -> (T, Recorded) {
     (out, recorded)
 }
 
-fn options(segment_size: u64) -> Options {
-    Options {
-        segment_size,
-        ..Default::default()
-    }
+fn options(segment_size: u64) -> WalOptions {
+    WalOptions::new().segment_size(segment_size)
 }
 
 fn entry(index: u64) -> Entry {
@@ -76,7 +72,7 @@ fn state(commit: u64) -> HardState {
 
 /// Offsets of the frames of the entry records with `index`, in file order.
 fn entry_frame_offset(dir: &Path, index: u64) -> u64 {
-    raw_records(dir)
+    WalOptions::new().raw_records(dir)
         .unwrap()
         .map(Result::unwrap)
         .find(|r| {
@@ -92,7 +88,7 @@ fn n_synced_saves_count_n_saves_n_entries_and_n_fsyncs() {
     const N: u64 = 25;
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("wal");
-    let mut wal = Wal::create_with(&dir, b"meta", options(1 << 20)).unwrap();
+    let mut wal = options(1 << 20).create(&dir, b"meta").unwrap();
 
     let ((), recorded) = record(|| {
         for i in 1..=N {
@@ -115,7 +111,7 @@ fn bytes_written_equal_the_bytes_the_segment_grew_by() {
     const N: u64 = 25;
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("wal");
-    let mut wal = Wal::create_with(&dir, b"meta", options(1 << 20)).unwrap();
+    let mut wal = options(1 << 20).create(&dir, b"meta").unwrap();
 
     let ((), recorded) = record(|| {
         for i in 1..=N {
@@ -135,7 +131,7 @@ fn bytes_written_equal_the_bytes_the_segment_grew_by() {
 fn every_cut_is_counted_once() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("wal");
-    let mut wal = Wal::create_with(&dir, b"", options(4096)).unwrap();
+    let mut wal = options(4096).create(&dir, b"").unwrap();
 
     let ((), recorded) = record(|| {
         for i in 1..=200 {
@@ -144,7 +140,7 @@ fn every_cut_is_counted_once() {
     });
     wal.close().unwrap();
 
-    let segments = raftwal::inspect::segments(&dir).unwrap().len() as u64;
+    let segments = WalOptions::new().segments(&dir).unwrap().len() as u64;
     assert!(segments > 2, "the test must reach several cuts");
     assert_eq!(recorded.counter(names::SEGMENTS_CUT_TOTAL), segments - 1);
 }
@@ -154,7 +150,7 @@ fn replay_counts_every_record_and_the_bytes_that_were_written() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("wal");
     let (_, written) = record(|| {
-        let mut wal = Wal::create_with(&dir, b"meta", options(1 << 20)).unwrap();
+        let mut wal = options(1 << 20).create(&dir, b"meta").unwrap();
         for i in 1..=40 {
             wal.save(&state(i), &[entry(i)]).unwrap();
         }
@@ -166,7 +162,7 @@ fn replay_counts_every_record_and_the_bytes_that_were_written() {
         wal.read_all().unwrap();
     });
 
-    let records = raw_records(&dir).unwrap().count() as u64;
+    let records = WalOptions::new().raw_records(&dir).unwrap().count() as u64;
     assert_eq!(replayed.counter(names::RECORDS_REPLAYED_TOTAL), records);
     assert_eq!(
         replayed.counter(names::BYTES_REPLAYED_TOTAL),
@@ -178,21 +174,21 @@ fn replay_counts_every_record_and_the_bytes_that_were_written() {
 fn repairing_a_torn_tail_counts_one_repair() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("wal");
-    let mut wal = Wal::create_with(&dir, b"", options(1 << 20)).unwrap();
+    let mut wal = options(1 << 20).create(&dir, b"").unwrap();
     for i in 1..=5 {
         wal.save(&state(i), &[entry(i)]).unwrap();
     }
     wal.close().unwrap();
     // Tear the last frame: keep its length word, drop the rest.
     let last = entry_frame_offset(&dir, 5);
-    let segment = dir.join(&raftwal::inspect::segments(&dir).unwrap()[0].file_name);
+    let segment = dir.join(&WalOptions::new().segments(&dir).unwrap()[0].file_name);
     let file = std::fs::OpenOptions::new()
         .write(true)
         .open(&segment)
         .unwrap();
     file.set_len(last + 12).unwrap();
 
-    let (repaired, recorded) = record(|| raftwal::repair(&dir).unwrap());
+    let (repaired, recorded) = record(|| WalOptions::new().repair(&dir).unwrap());
 
     assert!(repaired.is_some());
     assert_eq!(recorded.counter(names::REPAIRS_TOTAL), 1);
@@ -202,11 +198,11 @@ fn repairing_a_torn_tail_counts_one_repair() {
 fn a_clean_log_needs_no_repair_and_counts_none() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("wal");
-    let mut wal = Wal::create_with(&dir, b"", options(1 << 20)).unwrap();
+    let mut wal = options(1 << 20).create(&dir, b"").unwrap();
     wal.save(&state(1), &[entry(1)]).unwrap();
     wal.close().unwrap();
 
-    let (repaired, recorded) = record(|| raftwal::repair(&dir).unwrap());
+    let (repaired, recorded) = record(|| WalOptions::new().repair(&dir).unwrap());
 
     assert!(repaired.is_none());
     assert_eq!(recorded.counter(names::REPAIRS_TOTAL), 0);

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use raftwal::eraftpb::{Entry, HardState};
-use raftwal::{Options, Wal, WalSnapshot};
+use raftwal::{Wal, WalOptions, WalSnapshot};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -62,16 +62,14 @@ impl Model {
     }
 }
 
-fn options() -> Options {
-    Options {
-        segment_size: 2048,
-        prepare_segments_in_background: false,
-        ..Options::default()
-    }
+fn options() -> WalOptions {
+    WalOptions::new()
+        .segment_size(2048)
+        .prepare_segments_in_background(false)
 }
 
 fn reopen(dir: &std::path::Path, model: &Model) -> Wal {
-    let mut wal = Wal::open_with(dir, &WalSnapshot::default(), options()).unwrap();
+    let mut wal = options().open(dir, &WalSnapshot::default()).unwrap();
     let recovered = wal.read_all().unwrap();
     assert_eq!(recovered.entries, model.entries, "entries after reopen");
     assert_eq!(
@@ -84,7 +82,7 @@ fn reopen(dir: &std::path::Path, model: &Model) -> Wal {
 fn run(ops: Vec<Op>) {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("wal");
-    let mut wal = Wal::create_with(&dir, b"model", options()).unwrap();
+    let mut wal = options().create(&dir, b"model").unwrap();
     let mut model = Model::default();
     model.hard_state.term = 1;
     wal.save(&model.hard_state, &[]).unwrap();
@@ -129,7 +127,7 @@ fn run(ops: Vec<Op>) {
                     .get(index.wrapping_sub(1) as usize)
                     .map_or(0, |e| e.term);
                 let snap = WalSnapshot::new(index, term);
-                wal.save_snapshot(&snap).unwrap();
+                wal.save_snapshot_marker(&snap).unwrap();
                 model.snapshots.push(snap);
             }
             Op::Cut => wal.cut().unwrap(),
@@ -144,7 +142,7 @@ fn run(ops: Vec<Op>) {
 
     // Reading from any snapshot marker yields exactly the entries after it.
     for snap in &model.snapshots {
-        let mut wal = Wal::open_for_read_with(&dir, snap, options()).unwrap();
+        let mut wal = options().open_for_read(&dir, snap).unwrap();
         let recovered = wal.read_all().unwrap();
         let after: Vec<Entry> = model
             .entries

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use common::*;
+use raftwal::WalOptions;
 use tracing::field::{Field, Visit};
 use tracing::{Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
@@ -82,7 +83,7 @@ fn torn_log() -> (
 fn repairing_a_torn_tail_warns_with_the_file_offset_and_copy() {
     let (_parent, dir, tail, start) = torn_log();
     let logged = warnings(|| {
-        raftwal::repair(&dir).unwrap().unwrap();
+        WalOptions::new().repair(&dir).unwrap().unwrap();
     });
     assert_eq!(logged.len(), 1, "{logged:?}");
     let warning = &logged[0];
@@ -109,7 +110,7 @@ fn a_forced_cut_warns_that_acknowledged_entries_may_be_lost() {
     let (start, _) = frames(&tail)[4];
     write_at(&tail, start, &[0; 8]);
     let logged = warnings(|| {
-        raftwal::repair_at(&dir, start).unwrap();
+        WalOptions::new().repair_at(&dir, start).unwrap();
     });
     assert_eq!(logged.len(), 1, "{logged:?}");
     let warning = &logged[0];
@@ -129,7 +130,7 @@ fn a_refused_repair_warns_with_the_damage() {
     let (start, _) = frames(&tail)[5];
     flip_byte(&tail, start + 11);
     let logged = warnings(|| {
-        raftwal::repair(&dir).unwrap_err();
+        WalOptions::new().repair(&dir).unwrap_err();
     });
     assert_eq!(logged.len(), 1, "{logged:?}");
     let warning = &logged[0];

@@ -8,19 +8,17 @@ use std::sync::Arc;
 use raftwal::eraftpb::{Entry, HardState, Snapshot};
 use raftwal::fs::sim::{Crash, Fill, SectorLoss, SimFs};
 use raftwal::fs::FileSystem as _;
-use raftwal::{AppLog, Options, Storage, StorageOptions};
+use raftwal::{AppLog, Storage, StorageOptions, WalOptions};
 
 const DIR: &str = "/log";
 const RECORDS: u64 = 60;
 const CHECKPOINT: u64 = 45;
 
-fn options(fs: &SimFs) -> Options {
-    Options {
-        segment_size: 2048,
-        file_system: Arc::new(fs.clone()),
-        prepare_segments_in_background: false,
-        ..Options::default()
-    }
+fn options(fs: &SimFs) -> WalOptions {
+    WalOptions::new()
+        .segment_size(2048)
+        .file_system(Arc::new(fs.clone()))
+        .prepare_segments_in_background(false)
 }
 
 fn record(index: u64) -> Vec<u8> {
@@ -54,7 +52,7 @@ fn segment_count(fs: &SimFs, dir: &Path) -> usize {
 
 /// An app log of `RECORDS` records over many segments, each append synced.
 fn app_log(fs: &SimFs) -> AppLog {
-    let mut log = AppLog::create_with(DIR, options(fs)).unwrap();
+    let mut log = AppLog::create(DIR, options(fs)).unwrap();
     for index in 1..=RECORDS {
         assert_eq!(log.append(&record(index)).unwrap(), index);
     }
@@ -85,8 +83,8 @@ fn a_crash_anywhere_in_truncate_front_leaves_a_log_that_opens() {
         for crash in crash_states(point) {
             let what = format!("power loss after call {point} ({before}..={after}), {crash:?}");
             let disk = fs.crash(crash);
-            let mut log = AppLog::open_with(DIR, options(&disk))
-                .unwrap_or_else(|e| panic!("{what}: open: {e}"));
+            let mut log =
+                AppLog::open(DIR, options(&disk)).unwrap_or_else(|e| panic!("{what}: open: {e}"));
             let checkpoint = log.checkpoint();
             assert!(
                 checkpoint == 0 || checkpoint == CHECKPOINT,
@@ -117,10 +115,7 @@ fn a_crash_anywhere_in_truncate_front_leaves_a_log_that_opens() {
 }
 
 fn storage_options(fs: &SimFs) -> StorageOptions {
-    StorageOptions {
-        wal: options(fs),
-        keep_snapshots: 1,
-    }
+    StorageOptions::new().wal(options(fs)).keep_snapshots(1)
 }
 
 fn entry(index: u64) -> Entry {
@@ -153,7 +148,7 @@ fn released_storage(fs: &SimFs) -> Storage {
     for index in 1..=RECORDS {
         s.save(&hard_state(index), &[entry(index)]).unwrap();
     }
-    s.save_snap(&snapshot(CHECKPOINT)).unwrap();
+    s.save_snapshot(&snapshot(CHECKPOINT)).unwrap();
     s.release(&snapshot(CHECKPOINT)).unwrap();
     s
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use raftwal::eraftpb::{Entry, HardState};
-use raftwal::{LogRecord, Options, Wal, WalSnapshot};
+use raftwal::{LogRecord, WalOptions, WalSnapshot};
 
 /// Tracks live heap bytes and their high-water mark.
 struct Tracking;
@@ -39,11 +39,8 @@ fn replay_peak(segment_size: u64, entry_size: usize, entries: u64) -> usize {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("wal");
-    let options = Options {
-        segment_size,
-        ..Options::default()
-    };
-    let mut wal = Wal::create_with(&dir, b"", options.clone()).unwrap();
+    let options = WalOptions::new().segment_size(segment_size);
+    let mut wal = options.create(&dir, b"").unwrap();
     let hs = HardState {
         term: 1,
         ..Default::default()
@@ -61,7 +58,9 @@ fn replay_peak(segment_size: u64, entry_size: usize, entries: u64) -> usize {
 
     let baseline = LIVE.load(Ordering::Relaxed);
     PEAK.store(baseline, Ordering::Relaxed);
-    let mut wal = Wal::open_for_read_with(&dir, &WalSnapshot::default(), options).unwrap();
+    let mut wal = options
+        .open_for_read(&dir, &WalSnapshot::default())
+        .unwrap();
     let (mut count, mut bytes) = (0u64, 0usize);
     for record in wal.replay().unwrap() {
         if let LogRecord::Entry(entry) = record.unwrap() {

@@ -9,28 +9,28 @@ use proptest::prelude::*;
 use raftwal::eraftpb::{Entry, HardState};
 use raftwal::fs::sim::{SimFs, XorShift};
 use raftwal::fs::FileSystem as _;
-use raftwal::{Options, Wal, WalSnapshot, DEFAULT_REPLAY_READ_SIZE};
+use raftwal::{WalOptions, WalSnapshot, DEFAULT_REPLAY_READ_SIZE};
 
 const DIR: &str = "/wal";
 
 /// Sizes below a frame, across sector and frame boundaries, and the default.
 const READ_SIZES: [usize; 6] = [1, 7, 100, 513, 4096, DEFAULT_REPLAY_READ_SIZE];
 
-fn options(fs: &SimFs, replay_read_size: usize) -> Options {
-    Options {
-        segment_size: 4096,
-        file_system: Arc::new(fs.clone()),
-        prepare_segments_in_background: false,
-        replay_read_size,
-    }
+fn options(fs: &SimFs, replay_read_size: usize) -> WalOptions {
+    WalOptions::new()
+        .segment_size(4096)
+        .file_system(Arc::new(fs.clone()))
+        .prepare_segments_in_background(false)
+        .replay_read_size(replay_read_size)
 }
 
 /// A log over several segments with entries of up to `max_entry` bytes (some larger than the
 /// smaller read sizes) and a snapshot marker.
 fn log(seed: u64, max_entry: u64) -> SimFs {
     let fs = SimFs::new();
-    let mut wal =
-        Wal::create_with(DIR, b"read size", options(&fs, DEFAULT_REPLAY_READ_SIZE)).unwrap();
+    let mut wal = options(&fs, DEFAULT_REPLAY_READ_SIZE)
+        .create(DIR, b"read size")
+        .unwrap();
     let mut rng = XorShift::new(seed);
     for index in 1..=30u64 {
         let mut data = vec![0u8; rng.below(max_entry) as usize];
@@ -48,7 +48,7 @@ fn log(seed: u64, max_entry: u64) -> SimFs {
         };
         wal.save(&hs, &[entry]).unwrap();
         if index == 15 {
-            wal.save_snapshot(&WalSnapshot::new(15, 1)).unwrap();
+            wal.save_snapshot_marker(&WalSnapshot::new(15, 1)).unwrap();
         }
     }
     wal.close().unwrap();
@@ -57,9 +57,10 @@ fn log(seed: u64, max_entry: u64) -> SimFs {
 
 /// What reading the log with `read_size` gives, as text (records or the error with its offset).
 fn read_with(fs: &SimFs, read_size: usize) -> String {
-    let read = Wal::open_for_read_with(DIR, &WalSnapshot::default(), options(fs, read_size))
+    let read = options(fs, read_size)
+        .open_for_read(DIR, &WalSnapshot::default())
         .and_then(|mut wal| wal.read_all());
-    let verified = raftwal::verify_with(DIR, &WalSnapshot::default(), options(fs, read_size));
+    let verified = options(fs, read_size).verify(DIR, &WalSnapshot::default());
     format!("{read:?}\n{verified:?}")
 }
 

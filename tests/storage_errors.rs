@@ -2,16 +2,10 @@
 
 use raft::{GetEntriesContext, Storage as _, StorageError};
 use raftwal::eraftpb::{ConfState, Entry, HardState, Snapshot};
-use raftwal::{Error, Options, RaftStorage, Storage, StorageOptions};
+use raftwal::{Error, RaftStorage, Storage, StorageOptions, WalOptions};
 
 fn options() -> StorageOptions {
-    StorageOptions {
-        wal: Options {
-            segment_size: 16 * 1024,
-            ..Options::default()
-        },
-        ..StorageOptions::default()
-    }
+    StorageOptions::new().wal(WalOptions::new().segment_size(16 * 1024))
 }
 
 fn entry(index: u64) -> Entry {
@@ -99,10 +93,10 @@ fn save_snap_not_newer_than_the_current_one_is_refused() {
     };
     s.save(&hs, &(1..=10).map(entry).collect::<Vec<_>>())
         .unwrap();
-    s.save_snap(&snapshot(8)).unwrap();
+    s.save_snapshot(&snapshot(8)).unwrap();
     for index in [3, 8] {
         assert!(matches!(
-            s.save_snap(&snapshot(index)),
+            s.save_snapshot(&snapshot(index)),
             Err(Error::SnapshotOutOfDate { current: 8, .. })
         ));
     }
@@ -193,7 +187,7 @@ fn create_replaces_what_a_crashed_create_left_behind() {
     std::fs::write(tmp.path().join("node.tmp/wal/junk"), b"half").unwrap();
     let s = Storage::create(&dir, b"", options()).unwrap();
     assert!(!tmp.path().join("node.tmp").exists());
-    assert!(raftwal::storage_exists(&dir, &options()));
+    assert!(raftwal::Storage::exists(&dir, &options()));
     s.close().unwrap();
 }
 
@@ -222,15 +216,14 @@ fn save_snap_says_whether_the_log_itself_failed() {
     use raftwal::fs::sim::{Fault, FaultError, Op, SimFs};
     for (op, log_failed) in [(Op::SyncAll, false), (Op::SyncData, true)] {
         let fs = SimFs::new();
-        let options = StorageOptions {
-            wal: Options {
-                segment_size: 4096,
-                file_system: std::sync::Arc::new(fs.clone()),
-                prepare_segments_in_background: false,
-                ..Options::default()
-            },
-            keep_snapshots: 2,
-        };
+        let options = StorageOptions::new()
+            .wal(
+                WalOptions::new()
+                    .segment_size(4096)
+                    .file_system(std::sync::Arc::new(fs.clone()))
+                    .prepare_segments_in_background(false),
+            )
+            .keep_snapshots(2);
         let mut s = Storage::create("/node", b"", options).unwrap();
         for i in 1..=5 {
             let hs = HardState {
@@ -246,11 +239,11 @@ fn save_snap_says_whether_the_log_itself_failed() {
             error: FaultError::Eio,
             persistent: false,
         });
-        let err = s.save_snap(&snapshot(5)).unwrap_err();
+        let err = s.save_snapshot(&snapshot(5)).unwrap_err();
         assert_eq!(s.is_poisoned(), log_failed, "{op:?} failed: {err}");
         assert_eq!(s.wal().is_poisoned(), log_failed);
         if !log_failed {
-            s.save_snap(&snapshot(5)).unwrap();
+            s.save_snapshot(&snapshot(5)).unwrap();
         }
     }
 }

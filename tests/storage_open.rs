@@ -8,16 +8,12 @@ use std::path::Path;
 
 use raft::Storage as _;
 use raftwal::eraftpb::{ConfState, Entry, HardState, Snapshot};
-use raftwal::{Options, RaftStorage, SnapName, Snapshotter, Storage, StorageOptions};
+use raftwal::{RaftStorage, SnapName, Snapshotter, Storage, StorageOptions, WalOptions};
 
 fn options(keep_snapshots: usize) -> StorageOptions {
-    StorageOptions {
-        wal: Options {
-            segment_size: 4096,
-            ..Options::default()
-        },
-        keep_snapshots,
-    }
+    StorageOptions::new()
+        .wal(WalOptions::new().segment_size(4096))
+        .keep_snapshots(keep_snapshots)
 }
 
 fn entry(index: u64, term: u64, size: usize) -> Entry {
@@ -164,7 +160,7 @@ fn a_snapshot_record_above_the_commit_index_is_not_trusted() {
     let mut at_eight = Snapshot::default();
     at_eight.mut_metadata().index = 8;
     at_eight.mut_metadata().term = 1;
-    s.save_snap(&at_eight).unwrap();
+    s.save_snapshot(&at_eight).unwrap();
     s.close().unwrap();
 
     let (_s, restored) = Storage::open(&dir, options(2)).unwrap();
@@ -176,13 +172,9 @@ fn a_snapshot_record_above_the_commit_index_is_not_trusted() {
 fn a_torn_wal_tail_is_repaired_on_open() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("node");
-    let big = StorageOptions {
-        wal: Options {
-            segment_size: 1 << 20,
-            ..Options::default()
-        },
-        keep_snapshots: 2,
-    };
+    let big = StorageOptions::new()
+        .wal(WalOptions::new().segment_size(1 << 20))
+        .keep_snapshots(2);
     let mut s = Storage::create(&dir, b"", big.clone()).unwrap();
     let entries: Vec<Entry> = (1..=5).map(|i| entry(i, 1, 10)).collect();
     s.save(&hard_state(1, 5), &entries).unwrap();
@@ -191,7 +183,8 @@ fn a_torn_wal_tail_is_repaired_on_open() {
 
     // Zero a whole sector inside the last record, as a crash mid-write leaves it.
     let wal_dir = dir.join(raftwal::WAL_DIR);
-    let last = raftwal::inspect::raw_records(&wal_dir)
+    let last = WalOptions::new()
+        .raw_records(&wal_dir)
         .unwrap()
         .map(Result::unwrap)
         .last()
@@ -212,7 +205,7 @@ fn a_torn_wal_tail_is_repaired_on_open() {
 fn an_etcd_member_directory_opens_at_its_newest_snapshot() {
     let fixture = etcd_fixture::unpack();
     let member = fixture.data_dir.join("member");
-    let (storage, restored) = Storage::open(&member, StorageOptions::default()).unwrap();
+    let (storage, restored) = Storage::open(&member, StorageOptions::new()).unwrap();
     let snapshot = restored.snapshot.expect("etcd's newest snapshot");
     assert_eq!(
         (snapshot.get_metadata().index, snapshot.get_metadata().term),

@@ -7,16 +7,12 @@ use std::sync::Arc;
 use raft::Storage as _;
 use raftwal::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raftwal::fs::{FileSystem, RealFs, WalFile};
-use raftwal::{Options, RaftStorage, Storage, StorageOptions, Wal};
+use raftwal::{RaftStorage, Storage, StorageOptions, Wal, WalOptions};
 
 fn options(keep_snapshots: usize) -> StorageOptions {
-    StorageOptions {
-        wal: Options {
-            segment_size: 4096,
-            ..Options::default()
-        },
-        keep_snapshots,
-    }
+    StorageOptions::new()
+        .wal(WalOptions::new().segment_size(4096))
+        .keep_snapshots(keep_snapshots)
 }
 
 fn entry(index: u64) -> Entry {
@@ -44,7 +40,8 @@ fn snapshot(index: u64) -> Snapshot {
 }
 
 fn segments(dir: &Path) -> Vec<String> {
-    raftwal::inspect::segments(dir.join(raftwal::WAL_DIR))
+    WalOptions::new()
+        .segments(dir.join(raftwal::WAL_DIR))
         .unwrap()
         .into_iter()
         .map(|s| s.file_name)
@@ -98,7 +95,7 @@ fn purge_deletes_released_segments_oldest_first_and_stops_at_a_locked_one() {
     let dir = tmp.path().join("node");
     let mut s = storage_with_segments(&dir, 20, 1);
     let before = segments(&dir);
-    s.save_snap(&snapshot(20)).unwrap();
+    s.save_snapshot(&snapshot(20)).unwrap();
     s.release(&snapshot(20)).unwrap();
     let held = s.wal().locked_segments();
     assert!(held.len() < before.len(), "release unlocked some segments");
@@ -119,7 +116,7 @@ fn purge_leaves_at_least_keep_segments() {
     let dir = tmp.path().join("node");
     let mut s = storage_with_segments(&dir, 20, 1);
     let before = segments(&dir);
-    s.save_snap(&snapshot(20)).unwrap();
+    s.save_snapshot(&snapshot(20)).unwrap();
     s.release(&snapshot(20)).unwrap();
     s.purge(3).unwrap();
     assert_eq!(segments(&dir), before[before.len() - 3..].to_vec());
@@ -131,7 +128,7 @@ fn release_keeps_the_wal_from_the_oldest_kept_snapshot() {
     let dir = tmp.path().join("node");
     let mut s = storage_with_segments(&dir, 30, 2);
     for index in [10, 20, 30] {
-        s.save_snap(&snapshot(index)).unwrap();
+        s.save_snapshot(&snapshot(index)).unwrap();
         s.release(&snapshot(index)).unwrap();
     }
     let snaps: Vec<u64> = s
@@ -146,7 +143,9 @@ fn release_keeps_the_wal_from_the_oldest_kept_snapshot() {
     // starts reading.
     let held = s.wal().locked_segments();
     let first_held = raftwal::SegmentName::parse(&held[0]).unwrap();
-    let names = raftwal::inspect::segments(dir.join(raftwal::WAL_DIR)).unwrap();
+    let names = WalOptions::new()
+        .segments(dir.join(raftwal::WAL_DIR))
+        .unwrap();
     let next = names
         .iter()
         .position(|n| n.file_name == held[0])

@@ -4,16 +4,10 @@
 use protobuf::Message as _;
 use raft::{GetEntriesContext, Storage as _, StorageError};
 use raftwal::eraftpb::{ConfState, Entry, HardState, Snapshot};
-use raftwal::{Options, RaftStorage, StorageOptions};
+use raftwal::{RaftStorage, StorageOptions, WalOptions};
 
 fn options() -> StorageOptions {
-    StorageOptions {
-        wal: Options {
-            segment_size: 16 * 1024,
-            ..Options::default()
-        },
-        ..StorageOptions::default()
-    }
+    StorageOptions::new().wal(WalOptions::new().segment_size(16 * 1024))
 }
 
 fn entry(index: u64, term: u64) -> Entry {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::*;
 use raftwal::eraftpb::HardState;
-use raftwal::{Error, RecordType, Wal, WalSnapshot};
+use raftwal::{Error, RecordType, Wal, WalOptions, WalSnapshot};
 
 #[test]
 fn create_refuses_a_directory_holding_a_wal_file() {
@@ -125,7 +125,7 @@ fn open_of_a_directory_without_segments_is_segment_not_found() {
 fn open_at_an_uncommitted_index_reads_cleanly() {
     let (_parent, dir) = parent_and_dir();
     let mut wal = create(&dir, b"");
-    wal.save_snapshot(&start()).unwrap();
+    wal.save_snapshot_marker(&start()).unwrap();
     wal.save(&HardState::default(), &[bare(0)]).unwrap();
     wal.close().unwrap();
 
@@ -272,7 +272,7 @@ fn a_missing_middle_segment_is_a_segment_gap() {
     let (_parent, dir) = parent_and_dir();
     let mut wal = create(&dir, b"metadata");
     for i in 0..10 {
-        wal.save_snapshot(&snapshot(i, 1)).unwrap();
+        wal.save_snapshot_marker(&snapshot(i, 1)).unwrap();
         wal.save(&HardState::default(), &[bare(i)]).unwrap();
         wal.cut().unwrap();
     }
@@ -333,7 +333,7 @@ fn an_overwrite_at_or_below_the_snapshot_voids_the_entries_after_it() {
         &[entry(3, 2, b"new"), entry(4, 2, b"new")],
     )
     .unwrap();
-    wal.save_snapshot(&snapshot(4, 2)).unwrap();
+    wal.save_snapshot_marker(&snapshot(4, 2)).unwrap();
     wal.close().unwrap();
 
     let mut wal = open_for_read(&dir, &WalSnapshot::new(4, 2)).unwrap();
@@ -377,7 +377,7 @@ fn a_snapshot_record_with_another_term_is_snapshot_mismatch() {
     let mut wal = create(&dir, b"");
     let entries: Vec<_> = (1..=3).map(|i| entry(i, 1, b"x")).collect();
     wal.save(&hard_state(1, 1, 3), &entries).unwrap();
-    wal.save_snapshot(&snapshot(2, 1)).unwrap();
+    wal.save_snapshot_marker(&snapshot(2, 1)).unwrap();
     wal.close().unwrap();
 
     let mut wal = open_for_read(&dir, &WalSnapshot::new(2, 3)).unwrap();
@@ -429,11 +429,11 @@ fn verify_returns_the_hard_state_and_names_an_emptied_middle_segment() {
     let hs = hard_state(1, 3, 5);
     wal.save(&hs, &[]).unwrap();
 
-    assert_eq!(raftwal::verify(&dir, &start()).unwrap(), hs);
+    assert_eq!(WalOptions::new().verify(&dir, &start()).unwrap(), hs);
 
     let names = segment_names(&dir);
     set_len(&dir.join(&names[2]), 0);
-    let err = raftwal::verify(&dir, &start()).unwrap_err();
+    let err = WalOptions::new().verify(&dir, &start()).unwrap_err();
     // The empty segment lost its header, which no crash does: corruption, named where it is.
     assert!(err.is_corruption(), "{err:?}");
     assert_eq!(err.position(), Some((dir.join(&names[2]).as_path(), 0)));
@@ -445,16 +445,16 @@ fn verify_returns_the_hard_state_and_names_an_emptied_middle_segment() {
 fn valid_snapshot_entries_drops_snapshots_above_commit() {
     let (_parent, dir) = parent_and_dir();
     let mut wal = create(&dir, b"");
-    wal.save_snapshot(&snapshot(1, 1)).unwrap();
+    wal.save_snapshot_marker(&snapshot(1, 1)).unwrap();
     wal.save(&hard_state(1, 0, 1), &[]).unwrap();
-    wal.save_snapshot(&snapshot(2, 1)).unwrap();
-    wal.save_snapshot(&snapshot(3, 2)).unwrap();
+    wal.save_snapshot_marker(&snapshot(2, 1)).unwrap();
+    wal.save_snapshot_marker(&snapshot(3, 2)).unwrap();
     wal.save(&hard_state(2, 0, 3), &[]).unwrap();
     // Above commit 3: orphaned.
-    wal.save_snapshot(&snapshot(4, 2)).unwrap();
+    wal.save_snapshot_marker(&snapshot(4, 2)).unwrap();
     wal.close().unwrap();
 
-    let valid = raftwal::valid_snapshot_entries(&dir).unwrap();
+    let valid = WalOptions::new().valid_snapshot_entries(&dir).unwrap();
 
     assert_eq!(
         valid,
@@ -467,11 +467,11 @@ fn valid_snapshot_entries_drops_snapshots_above_commit() {
 #[test]
 fn valid_snapshot_entries_works_after_the_first_segment_is_purged() {
     let (_parent, dir) = parent_and_dir();
-    let mut wal = Wal::create_with(&dir, b"", options(64)).unwrap();
-    wal.save_snapshot(&snapshot(1, 1)).unwrap();
+    let mut wal = options(64).create(&dir, b"").unwrap();
+    wal.save_snapshot_marker(&snapshot(1, 1)).unwrap();
     wal.save(&hard_state(1, 0, 1), &[]).unwrap();
-    wal.save_snapshot(&snapshot(2, 1)).unwrap();
-    wal.save_snapshot(&snapshot(3, 2)).unwrap();
+    wal.save_snapshot_marker(&snapshot(2, 1)).unwrap();
+    wal.save_snapshot_marker(&snapshot(3, 2)).unwrap();
     for _ in 0..128 {
         wal.save(&hard_state(2, 0, 3), &[]).unwrap();
     }
@@ -480,7 +480,7 @@ fn valid_snapshot_entries_works_after_the_first_segment_is_purged() {
     assert!(names.len() > 100, "{} segments", names.len());
     fs::remove_file(dir.join(&names[0])).unwrap();
 
-    let valid = raftwal::valid_snapshot_entries(&dir).unwrap();
+    let valid = WalOptions::new().valid_snapshot_entries(&dir).unwrap();
 
     // Snapshots 0 and 1 went with the first segment.
     assert_eq!(valid, [snapshot(2, 1), snapshot(3, 2)]);

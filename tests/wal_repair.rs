@@ -10,6 +10,7 @@ use std::path::Path;
 use common::*;
 use raftwal::eraftpb::{Entry, HardState};
 use raftwal::Error;
+use raftwal::WalOptions;
 
 const FIRST: &str = "0000000000000000-0000000000000000.wal";
 
@@ -52,7 +53,10 @@ fn a_torn_write_in_the_middle_of_the_last_segment_is_torn_and_repair_ends_the_lo
     assert!(err.is_torn(), "{err:?}");
     assert_eq!(err.position(), Some((tail.as_path(), torn_from)));
     drop(wal);
-    let repaired = raftwal::repair(&dir).unwrap().expect("a torn tail to cut");
+    let repaired = WalOptions::new()
+        .repair(&dir)
+        .unwrap()
+        .expect("a torn tail to cut");
     assert_eq!(repaired.offset, torn_from);
 
     let mut wal = open(&dir, &start()).unwrap();
@@ -189,7 +193,8 @@ fn repair_scenario(entries: Vec<Entry>, corrupt: impl FnOnce(&Path, u64), expect
     let err = open(&dir, &start()).unwrap().read_all().unwrap_err();
     assert!(matches!(err, Error::TornTail { .. }), "{err:?}");
 
-    let repaired = raftwal::repair(&dir)
+    let repaired = WalOptions::new()
+        .repair(&dir)
         .unwrap()
         .expect("a torn tail to repair");
     assert_eq!(repaired.file, tail);
@@ -259,7 +264,7 @@ fn repair_leaves_a_clean_log_alone() {
     wal.save(&HardState::default(), &[bare(1)]).unwrap();
     wal.close().unwrap();
 
-    assert_eq!(raftwal::repair(&dir).unwrap(), None);
+    assert_eq!(WalOptions::new().repair(&dir).unwrap(), None);
     assert!(!dir.join(format!("{FIRST}.broken")).exists());
 }
 
@@ -290,7 +295,7 @@ fn repair_refuses_corruption_in_the_middle_of_the_log() {
     flip_byte(&tail, frame_end - 20);
     let before = fs::read(&tail).unwrap();
 
-    let err = raftwal::repair(&dir).unwrap_err();
+    let err = WalOptions::new().repair(&dir).unwrap_err();
 
     match err {
         Error::NotRepairable { source } => assert!(
@@ -319,7 +324,7 @@ fn a_flipped_byte_is_a_crc_mismatch_naming_file_and_offset() {
     assert!(is_this_frame(&err), "read mode: {err:?}");
     let err = open(&dir, &start()).unwrap().read_all().unwrap_err();
     assert!(is_this_frame(&err), "write mode: {err:?}");
-    let err = raftwal::verify(&dir, &start()).unwrap_err();
+    let err = WalOptions::new().verify(&dir, &start()).unwrap_err();
     assert!(is_this_frame(&err), "verify: {err:?}");
     assert!(err.to_string().contains(FIRST), "{err}");
     assert!(err.to_string().contains(&frame.to_string()), "{err}");
@@ -351,7 +356,7 @@ fn repair_at_the_reported_offset_cuts_damage_repair_refuses() {
     let tail = dir.join(FIRST);
     let before = fs::read(&tail).unwrap();
     write_at(&tail, frame, &[0; 8]);
-    let Error::NotRepairable { source } = raftwal::repair(&dir).unwrap_err() else {
+    let Error::NotRepairable { source } = WalOptions::new().repair(&dir).unwrap_err() else {
         panic!("repair must refuse a zero word in front of an intact record");
     };
     let Error::Corrupt { offset, .. } = *source else {
@@ -359,7 +364,7 @@ fn repair_at_the_reported_offset_cuts_damage_repair_refuses() {
     };
     assert_eq!(offset, frame);
 
-    let repaired = raftwal::repair_at(&dir, offset).unwrap();
+    let repaired = WalOptions::new().repair_at(&dir, offset).unwrap();
 
     assert_eq!(
         (repaired.offset, repaired.old_len),
@@ -381,7 +386,7 @@ fn repair_at_the_reported_offset_cuts_damage_repair_refuses() {
 fn repair_at_refuses_an_offset_that_is_not_where_the_damage_starts() {
     let (_parent, dir, (frame, frame_end)) = log_with_five_entries(false);
     let tail = dir.join(FIRST);
-    let clean = raftwal::repair_at(&dir, frame).unwrap_err();
+    let clean = WalOptions::new().repair_at(&dir, frame).unwrap_err();
     assert!(
         matches!(clean, Error::NoDamageThere { damage: None, offset, .. } if offset == frame),
         "{clean:?}"
@@ -389,7 +394,7 @@ fn repair_at_refuses_an_offset_that_is_not_where_the_damage_starts() {
     flip_byte(&tail, frame_end - 20);
     let before = fs::read(&tail).unwrap();
     for wrong in [0, frame - 8, frame_end] {
-        let err = raftwal::repair_at(&dir, wrong).unwrap_err();
+        let err = WalOptions::new().repair_at(&dir, wrong).unwrap_err();
         assert!(
             matches!(err, Error::NoDamageThere { damage: Some(at), .. } if at == frame),
             "offset {wrong}: {err:?}"

@@ -9,8 +9,7 @@ use std::fs;
 use common::*;
 use raftwal::eraftpb::HardState;
 use raftwal::fs::{FileSystem as _, RealFs};
-use raftwal::inspect::raw_records;
-use raftwal::{RecordType, Wal, WalSnapshot};
+use raftwal::{RecordType, Wal, WalOptions, WalSnapshot};
 
 const FIRST: &str = "0000000000000000-0000000000000000.wal";
 
@@ -33,7 +32,7 @@ fn cut_names_segments_and_carries_the_hard_state() {
         .unwrap();
     wal.cut().unwrap();
     let snap = snapshot(2, 1);
-    wal.save_snapshot(&snap).unwrap();
+    wal.save_snapshot_marker(&snap).unwrap();
     let tail = "0000000000000002-0000000000000002.wal";
     assert_eq!(wal.locked_segments().last().unwrap(), tail);
 
@@ -58,7 +57,7 @@ fn cut_names_segments_and_carries_the_hard_state() {
 #[test]
 fn save_cuts_right_after_the_write_that_reaches_the_segment_size() {
     let (_parent, dir) = parent_and_dir();
-    let mut wal = Wal::create_with(&dir, b"metadata", options(2048)).unwrap();
+    let mut wal = options(2048).create(&dir, b"metadata").unwrap();
     let state = hard_state(1, 0, 0);
     wal.save(&state, &[]).unwrap();
     let mut big = vec![0u8; 500];
@@ -73,7 +72,8 @@ fn save_cuts_right_after_the_write_that_reaches_the_segment_size() {
         [FIRST, "0000000000000001-0000000000000004.wal"]
     );
     assert_eq!(fs::metadata(dir.join(FIRST)).unwrap().len(), 2304);
-    let entries_per_file: Vec<(String, u64)> = raw_records(&dir)
+    let entries_per_file: Vec<(String, u64)> = WalOptions::new()
+        .raw_records(&dir)
         .unwrap()
         .map(Result::unwrap)
         .filter(|r| r.kind == RecordType::Entry)
@@ -94,7 +94,7 @@ fn save_cuts_right_after_the_write_that_reaches_the_segment_size() {
         4
     );
 
-    let mut wal = Wal::open_with(&dir, &start(), options(2048)).unwrap();
+    let mut wal = options(2048).open(&dir, &start()).unwrap();
     assert_eq!(
         wal.locked_segments().last().unwrap(),
         "0000000000000001-0000000000000004.wal"
@@ -114,7 +114,7 @@ fn entries_of_10_20_and_40_mb_round_trip() {
     for (seed, mb) in [(1u64, 10usize), (2, 20), (3, 40)] {
         let (_parent, dir) = parent_and_dir();
         let mut wal = Wal::create(&dir, b"metadata").unwrap();
-        wal.save_snapshot(&start()).unwrap();
+        wal.save_snapshot_marker(&start()).unwrap();
         let data = random_bytes(mb << 20, seed);
         let entries = [entry(1, 1, &data), entry(2, 2, &data)];
         wal.save(&HardState::default(), &entries).unwrap();
@@ -140,7 +140,7 @@ fn entries_of_10_20_and_40_mb_round_trip() {
 fn an_empty_save_writes_nothing() {
     let (_parent, dir) = parent_and_dir();
     let fs = CountingFs::default();
-    let mut wal = Wal::create_with(&dir, b"", fs.options(NO_CUT_SEGMENT_SIZE)).unwrap();
+    let mut wal = fs.options(NO_CUT_SEGMENT_SIZE).create(&dir, b"").unwrap();
     let bytes = fs::read(dir.join(FIRST)).unwrap();
     let (writes, syncs) = (fs.counters.writes(FIRST), fs.counters.syncs(FIRST));
 
@@ -241,7 +241,7 @@ fn a_tail_without_slack_space_is_appended_to() {
 fn a_term_or_vote_change_alone_is_synced_and_persisted() {
     let (_parent, dir) = parent_and_dir();
     let fs = CountingFs::default();
-    let mut wal = Wal::create_with(&dir, b"", fs.options(NO_CUT_SEGMENT_SIZE)).unwrap();
+    let mut wal = fs.options(NO_CUT_SEGMENT_SIZE).create(&dir, b"").unwrap();
     let syncs = || fs.counters.syncs(FIRST);
     let read_state = || {
         let mut reader = open_for_read(&dir, &start()).unwrap();
@@ -265,7 +265,8 @@ fn a_term_or_vote_change_alone_is_synced_and_persisted() {
 
     wal.close().unwrap();
     assert_eq!(syncs(), base + 3, "close syncs what was written");
-    let mut wal =
-        Wal::open_with(&dir, &WalSnapshot::default(), options(NO_CUT_SEGMENT_SIZE)).unwrap();
+    let mut wal = options(NO_CUT_SEGMENT_SIZE)
+        .open(&dir, &WalSnapshot::default())
+        .unwrap();
     assert_eq!(wal.read_all().unwrap().hard_state, commit_only);
 }

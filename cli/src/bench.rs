@@ -20,7 +20,7 @@ use clap::Args as ClapArgs;
 use indicatif::ProgressBar;
 use raftwal::eraftpb::{Entry, HardState};
 use raftwal::fs::{FileSystem, RealFs};
-use raftwal::{Options, SharedWal, SyncPolicy, Wal, WalSnapshot};
+use raftwal::{SharedWal, SyncPolicy, Wal, WalOptions, WalSnapshot};
 use serde::Serialize;
 
 use crate::failure::Failure;
@@ -221,16 +221,10 @@ fn sequential_write(
 
     let log = work.join("wal-sequential");
     // One segment holds the whole run, so the ratio measures encoding, not cuts.
-    let options = Options {
-        segment_size: (mib + 1) * MIB,
-        ..Default::default()
-    };
+    let options = WalOptions::new().segment_size((mib + 1) * MIB);
     let entries = mib * MIB / LARGE_ENTRY as u64;
     let per_mib = MIB / LARGE_ENTRY as u64;
-    let wal = SharedWal::new(
-        Wal::create_with(&log, b"bench", options)?,
-        SyncPolicy::Never,
-    )?;
+    let wal = SharedWal::new(options.create(&log, b"bench")?, SyncPolicy::Never)?;
     let start = Instant::now();
     for i in 1..=entries {
         wal.save(&hard_state(i), &[entry(i, LARGE_ENTRY)])?;
@@ -259,7 +253,7 @@ fn replay(log: &Path, mib: u64, bar: &ProgressBar) -> Result<Throughput, Failure
     let start = Instant::now();
     let mut buf = vec![0u8; MIB as usize];
     let mut raw_bytes = 0u64;
-    for name in raftwal::inspect::segments(log)? {
+    for name in WalOptions::new().segments(log)? {
         let path = log.join(&name.file_name);
         let file = RealFs
             .open_file(&path, false)

@@ -6,7 +6,7 @@ use std::io;
 use std::path::Path;
 use std::process::ExitCode;
 
-use raftwal::{EntryRun, TornTail};
+use raftwal::{EntryRun, TornTail, WalOptions};
 
 /// The command could not run (I/O error, not a WAL, locked, ...).
 pub const FAILED: u8 = 1;
@@ -132,7 +132,8 @@ fn log_dir_of(file: &Path) -> &Path {
 /// Whether `file` is the last segment of its log (the only one `--truncate-at` cuts).
 pub fn is_last_segment(file: &Path) -> bool {
     let dir = log_dir_of(file);
-    raftwal::inspect::segments(dir)
+    WalOptions::new()
+        .segments(dir)
         .ok()
         .and_then(|segments| segments.last().map(|s| dir.join(&s.file_name)))
         .is_some_and(|last| last == file)

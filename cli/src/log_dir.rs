@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use raftwal::{SegmentName, WalSnapshot};
+use raftwal::{SegmentName, WalOptions, WalSnapshot};
 
 use crate::failure::{Failure, FAILED};
 
@@ -39,7 +39,7 @@ impl LogDir {
                 format!("{} is not a directory", dir.display()),
             ));
         };
-        let segments = raftwal::inspect::segments(&path)?;
+        let segments = WalOptions::new().segments(&path)?;
         if segments.is_empty() {
             return Err(Failure::new(FAILED, no_segments(&path)));
         }
@@ -57,7 +57,8 @@ impl LogDir {
                 purged: false,
             });
         }
-        let snapshot = raftwal::valid_snapshot_entries(&self.path)?
+        let snapshot = WalOptions::new()
+            .valid_snapshot_entries(&self.path)?
             .into_iter()
             .find(|s| s.index >= first.index)
             .ok_or_else(|| {
@@ -85,7 +86,10 @@ fn no_segments(path: &Path) -> String {
         path.display()
     );
     let wal = path.join("wal");
-    if raftwal::inspect::segments(&wal).is_ok_and(|s| !s.is_empty()) {
+    if WalOptions::new()
+        .segments(&wal)
+        .is_ok_and(|s| !s.is_empty())
+    {
         let data_dir = match path.file_name() {
             Some(name) if name == "member" => path.parent().map(Path::to_path_buf),
             _ => None,

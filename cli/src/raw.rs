@@ -4,7 +4,8 @@
 use std::io::Write;
 
 use raftwal::eraftpb::EntryType;
-use raftwal::inspect::{raw_records, Payload, RawRecord};
+use raftwal::inspect::{Payload, RawRecord};
+use raftwal::WalOptions;
 use serde::Serialize;
 
 use crate::dump::{write_json, Filter};
@@ -69,11 +70,11 @@ pub fn dump(log: &LogDir, filter: &Filter, json: bool, out: &mut impl Write) -> 
     }
     let mut last_file = None;
     // A log that cannot even be opened (a missing middle segment) ends the listing the same way.
-    let records: Box<dyn Iterator<Item = raftwal::Result<RawRecord>>> = match raw_records(&log.path)
-    {
-        Ok(records) => Box::new(records),
-        Err(error) => Box::new(std::iter::once(Err(error))),
-    };
+    let records: Box<dyn Iterator<Item = raftwal::Result<RawRecord>>> =
+        match WalOptions::new().raw_records(&log.path) {
+            Ok(records) => Box::new(records),
+            Err(error) => Box::new(std::iter::once(Err(error))),
+        };
     for record in records {
         let decoded = record.and_then(|r| r.payload().map(|p| (r, p)));
         let (record, payload) = match decoded {

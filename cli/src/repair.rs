@@ -9,8 +9,7 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use raftwal::inspect::check;
-use raftwal::{EntryRun, Error, Options, Verdict};
+use raftwal::{EntryRun, Error, Verdict, WalOptions};
 
 use crate::failure::{Failure, CORRUPT, FAILED};
 use crate::log_dir::LogDir;
@@ -20,7 +19,7 @@ use crate::Outcome;
 pub fn run(dir: &Path, dry_run: bool) -> Outcome {
     let log = LogDir::find(dir)?;
     let mut out = io::stdout();
-    let torn = match check(&log.path)? {
+    let torn = match WalOptions::new().check(&log.path)? {
         Verdict::Sound => {
             writeln!(out, "nothing to repair: {} is sound", log.path.display())?;
             return Ok(());
@@ -50,7 +49,7 @@ pub fn run(dir: &Path, dry_run: bool) -> Outcome {
     }
     let bar = crate::progress::spinner("repair: reading the log");
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    let repaired = raftwal::repair(&log.path);
+    let repaired = WalOptions::new().repair(&log.path);
     bar.finish_and_clear();
     match repaired.map_err(refusal)? {
         Some(repaired) => writeln!(
@@ -71,7 +70,9 @@ pub fn run(dir: &Path, dry_run: bool) -> Outcome {
 pub fn truncate_at(dir: &Path, offset: u64, dry_run: bool) -> Outcome {
     let log = LogDir::find(dir)?;
     let mut out = io::stdout();
-    let plan = raftwal::plan_forced_cut(&log.path, Options::default()).map_err(refusal)?;
+    let plan = WalOptions::new()
+        .plan_forced_cut(&log.path)
+        .map_err(refusal)?;
     let plan = match plan {
         Some(plan) if plan.offset == offset => plan,
         other => {
@@ -108,7 +109,9 @@ pub fn truncate_at(dir: &Path, offset: u64, dry_run: bool) -> Outcome {
         )?;
         return Ok(());
     }
-    let repaired = raftwal::repair_at(&log.path, offset).map_err(refusal)?;
+    let repaired = WalOptions::new()
+        .repair_at(&log.path, offset)
+        .map_err(refusal)?;
     let done = if repaired.removed {
         format!("removed {}", repaired.file.display())
     } else {

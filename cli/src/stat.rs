@@ -6,7 +6,8 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use raftwal::eraftpb::HardState;
-use raftwal::inspect::{locked_segments, raw_records, Payload, RawRecord};
+use raftwal::inspect::{Payload, RawRecord};
+use raftwal::WalOptions;
 use serde::Serialize;
 
 use crate::dump::write_json;
@@ -83,7 +84,8 @@ pub fn run(dir: &Path, json: bool) -> Outcome {
 }
 
 fn gather(log: &LogDir) -> Result<(Stat, Option<Failure>), Failure> {
-    let locked: Vec<String> = locked_segments(&log.path)?
+    let locked: Vec<String> = WalOptions::new()
+        .probe_locks(&log.path)?
         .into_iter()
         .map(|name| name.file_name)
         .collect();
@@ -124,13 +126,15 @@ fn gather(log: &LogDir) -> Result<(Stat, Option<Failure>), Failure> {
 
     // Records come segment after segment: follow them with a cursor.
     let mut segment = 0;
-    let scan = raw_records(&log.path).and_then(|records| {
-        records
-            .map(|record| record.and_then(|r| r.payload().map(|p| (r, p))))
-            .try_for_each(|decoded| {
-                decoded.map(|(record, payload)| count(&mut stat, &mut segment, record, payload))
-            })
-    });
+    let scan = WalOptions::new()
+        .raw_records(&log.path)
+        .and_then(|records| {
+            records
+                .map(|record| record.and_then(|r| r.payload().map(|p| (r, p))))
+                .try_for_each(|decoded| {
+                    decoded.map(|(record, payload)| count(&mut stat, &mut segment, record, payload))
+                })
+        });
     let failure = scan.err().map(|error| {
         let (file, offset) = match position(&error) {
             Some((file, offset)) => (Some(file_name(file)), Some(offset)),

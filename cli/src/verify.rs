@@ -6,8 +6,8 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use raftwal::inspect::{check, raw_records, Payload};
-use raftwal::{Error, Verdict};
+use raftwal::inspect::Payload;
+use raftwal::{Error, Verdict, WalOptions};
 
 use crate::failure::{self, Failure};
 use crate::log_dir::LogDir;
@@ -31,7 +31,7 @@ pub fn run(dir: &Path) -> Outcome {
     let mut counts = Counts::default();
     let sizes = SegmentBytes::new(&log.path, log.segments.iter().map(|s| s.file_name.clone()));
     let bar = progress::bytes(sizes.total(), "verify");
-    for record in raw_records(&log.path)? {
+    for record in WalOptions::new().raw_records(&log.path)? {
         let record = record.map_err(|e| damaged(&log.path, e))?;
         bar.set_position(sizes.position(&record.file, record.offset));
         counts.records += 1;
@@ -43,7 +43,7 @@ pub fn run(dir: &Path) -> Outcome {
         }
     }
     bar.finish_and_clear();
-    let hard_state = raftwal::verify(&log.path, &start.snapshot)?;
+    let hard_state = WalOptions::new().verify(&log.path, &start.snapshot)?;
     let from = if start.purged {
         format!(
             ", read from snapshot {{index {}, term {}}} (older segments were purged)",
@@ -73,7 +73,7 @@ fn damaged(log: &Path, error: Error) -> Failure {
     if !error.is_torn() {
         return Failure::from(error);
     }
-    match check(log) {
+    match WalOptions::new().check(log) {
         Ok(Verdict::Torn(tail)) => failure::torn(&tail),
         _ => Failure::from(error),
     }

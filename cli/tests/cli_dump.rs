@@ -4,7 +4,7 @@
 mod cli_common;
 
 use cli_common::*;
-use raftwal::{Wal, WalSnapshot};
+use raftwal::{Wal, WalOptions, WalSnapshot};
 
 #[test]
 fn json_dump_of_the_etcd_fixture_matches_what_etcd_reads() {
@@ -235,7 +235,7 @@ fn raw_json_dump_of_a_torn_tail_ends_with_an_error_record_and_exit_code_3() {
 fn json_dump_shows_the_log_after_raft_overwrites() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("wal");
-    let mut wal = Wal::create_with(&dir, b"m", small_segments()).unwrap();
+    let mut wal = small_segments().create(&dir, b"m").unwrap();
     let first: Vec<_> = (1..=40).map(|i| entry(i, 1)).collect();
     wal.save(&hard_state(1, 30), &first).unwrap();
     // A new leader replaces the uncommitted tail from index 31 on.
@@ -267,7 +267,7 @@ fn dump_of_a_purged_log_starts_at_the_first_snapshot_it_can_read_from() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("wal");
     write_log(&dir, 120);
-    let segments = raftwal::inspect::segments(&dir).unwrap();
+    let segments = WalOptions::new().segments(&dir).unwrap();
     assert!(segments.len() >= 4);
     // Purge the first two segments, as etcd does once snapshots cover them.
     for s in &segments[..2] {

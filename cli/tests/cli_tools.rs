@@ -6,7 +6,7 @@ mod cli_common;
 use std::path::{Path, PathBuf};
 
 use cli_common::*;
-use raftwal::{Wal, WalSnapshot};
+use raftwal::{Wal, WalOptions, WalSnapshot};
 
 fn new_log(count: u64) -> (tempfile::TempDir, PathBuf) {
     let parent = tempfile::tempdir().unwrap();
@@ -163,7 +163,8 @@ fn stat_json_reports_segments_snapshots_and_the_hard_state() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let stat: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
 
-    let names: Vec<String> = raftwal::inspect::segments(&dir)
+    let names: Vec<String> = WalOptions::new()
+        .segments(&dir)
         .unwrap()
         .into_iter()
         .map(|s| s.file_name)
@@ -213,7 +214,9 @@ fn stat_json_reports_segments_snapshots_and_the_hard_state() {
 #[test]
 fn stat_shows_the_segments_a_writer_holds_locked() {
     let (_parent, dir) = new_log(60);
-    let mut wal = Wal::open_with(&dir, &WalSnapshot::new(40, 1), small_segments()).unwrap();
+    let mut wal = small_segments()
+        .open(&dir, &WalSnapshot::new(40, 1))
+        .unwrap();
     wal.read_all().unwrap();
     let held = wal.locked_segments();
     assert!(!held.is_empty());
@@ -290,10 +293,11 @@ fn help_documents_the_exit_codes() {
 #[test]
 fn repair_truncate_at_cuts_corruption_at_the_offset_the_refusal_names() {
     let (_parent, dir) = new_log(60);
-    let last = raftwal::inspect::segments(&dir).unwrap().len() - 1;
+    let last = WalOptions::new().segments(&dir).unwrap().len() - 1;
     let (path, offset) = entry_frame_in_segment(&dir, last);
     let name = path.file_name().unwrap().to_str().unwrap().to_string();
-    let kept = raftwal::inspect::raw_records(&dir)
+    let kept = WalOptions::new()
+        .raw_records(&dir)
         .unwrap()
         .map(|r| r.unwrap())
         .filter(|r| r.kind == raftwal::RecordType::Entry && (r.file < name || r.offset < offset))

@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 use cli_common::{json_lines, raftwal};
 use raftwal::eraftpb::{Entry, HardState};
 use raftwal::fs::sim::XorShift;
-use raftwal::inspect::raw_records;
-use raftwal::{Options, Storage, StorageOptions, Wal, WalSnapshot};
+use raftwal::{Storage, StorageOptions, WalOptions, WalSnapshot};
 
 /// What one path said: the verdict and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,14 +40,12 @@ fn name_of(path: &Path) -> String {
     path.file_name().unwrap().to_string_lossy().into_owned()
 }
 
+fn wal_options() -> WalOptions {
+    WalOptions::new().segment_size(4096)
+}
+
 fn storage_options() -> StorageOptions {
-    StorageOptions {
-        wal: Options {
-            segment_size: 4096,
-            ..Options::default()
-        },
-        keep_snapshots: 2,
-    }
+    StorageOptions::new().wal(wal_options()).keep_snapshots(2)
 }
 
 /// A storage whose every save was synced: 90 entries over several segments.
@@ -82,12 +79,17 @@ struct Layout {
 }
 
 fn layout(wal_dir: &Path) -> Layout {
-    let segments: Vec<PathBuf> = raftwal::inspect::segments(wal_dir)
+    let segments: Vec<PathBuf> = WalOptions::new()
+        .segments(wal_dir)
         .unwrap()
         .iter()
         .map(|s| wal_dir.join(&s.file_name))
         .collect();
-    let records: Vec<_> = raw_records(wal_dir).unwrap().map(Result::unwrap).collect();
+    let records: Vec<_> = WalOptions::new()
+        .raw_records(wal_dir)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     let last_name = name_of(segments.last().unwrap());
     let last = records.iter().rfind(|r| r.file == last_name).unwrap();
     let bytes = fs::read(segments.last().unwrap()).unwrap();
@@ -315,7 +317,8 @@ fn of_error(err: &raftwal::Error) -> Seen {
 }
 
 fn via_wal_open(wal_dir: &Path) -> Seen {
-    let opened = Wal::open_with(wal_dir, &WalSnapshot::default(), storage_options().wal)
+    let opened = wal_options()
+        .open(wal_dir, &WalSnapshot::default())
         .and_then(|mut wal| wal.read_all());
     match opened {
         Ok(_) => Seen::sound(),

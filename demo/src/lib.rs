@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use raft::eraftpb::{ConfState, Entry, EntryType, Message, MessageType};
 use raft::{Config, RawNode, SnapshotStatus, StateRole, Storage as _};
-use raftwal::{Options, RaftStorage, StorageOptions};
+use raftwal::{RaftStorage, StorageOptions, WalOptions};
 
 /// The members of the cluster.
 pub const NODES: [u64; 3] = [1, 2, 3];
@@ -196,13 +196,7 @@ struct Stats {
 }
 
 fn storage_options(config: &ClusterConfig) -> StorageOptions {
-    StorageOptions {
-        wal: Options {
-            segment_size: config.segment_size,
-            ..Options::default()
-        },
-        ..StorageOptions::default()
-    }
+    StorageOptions::new().wal(WalOptions::new().segment_size(config.segment_size))
 }
 
 fn raft_config(id: u64, applied: u64) -> Result<Config, String> {

@@ -5,17 +5,12 @@ use std::sync::Arc;
 
 use raftwal::fs::sim::SimFs;
 use raftwal::fs::FileSystem as _;
-use raftwal::{Options, WalSnapshot};
+use raftwal::{WalOptions, WalSnapshot};
 
 pub const DIR: &str = "/wal";
 
-pub fn options(fs: &SimFs, replay_read_size: usize) -> Options {
-    Options {
-        segment_size: 4096,
-        file_system: Arc::new(fs.clone()),
-        prepare_segments_in_background: false,
-        replay_read_size,
-    }
+pub fn options(fs: &SimFs, replay_read_size: usize) -> WalOptions {
+    WalOptions::new().segment_size(4096).file_system(Arc::new(fs.clone())).prepare_segments_in_background(false).replay_read_size(replay_read_size)
 }
 
 /// A read size for an input of `len` bytes: mostly smaller than a frame and out of step with
@@ -41,7 +36,7 @@ pub fn disk(segments: &[(String, &[u8])]) -> SimFs {
 pub fn read_everything(fs: &SimFs, read_size: usize) {
     let snap = WalSnapshot::default();
     let opts = |fs: &SimFs| options(fs, read_size);
-    if let Ok(records) = raftwal::inspect::raw_records_with(DIR, opts(fs)) {
+    if let Ok(records) = opts(fs).raw_records(DIR) {
         for record in records {
             if record.is_err() {
                 break;
@@ -55,12 +50,12 @@ pub fn read_everything(fs: &SimFs, read_size: usize) {
     let windowed = format!("{:?}", read(read_size));
     let whole = format!("{:?}", read(raftwal::DEFAULT_REPLAY_READ_SIZE));
     assert_eq!(windowed, whole, "read size {read_size} changed what was read");
-    let _ = raftwal::verify_with(DIR, &snap, opts(fs));
-    let _ = raftwal::valid_snapshot_entries_with(DIR, opts(fs));
+    let _ = opts(fs).verify(DIR, &snap);
+    let _ = opts(fs).valid_snapshot_entries(DIR);
     let written = raftwal::Wal::open_with(DIR, &snap, opts(fs)).and_then(|mut w| w.read_all());
     if let Err(raftwal::Error::TornTail { .. }) = written {
         // Only a torn tail is repairable, and after the repair the log must read cleanly.
-        if let Ok(Some(_)) = raftwal::repair_with(DIR, opts(fs)) {
+        if let Ok(Some(_)) = opts(fs).repair(DIR) {
             let mut wal = raftwal::Wal::open_with(DIR, &snap, opts(fs)).expect("reopen");
             if let Err(e) = wal.read_all() {
                 assert!(

@@ -301,7 +301,7 @@ impl Shared {
 
     /// Runs `op` on the log, holding the lock, after any running group sync; a failure of
     /// `op` fails every unacknowledged save. `op` must leave everything written durable when it
-    /// returns `Ok` (as `Wal::save_snapshot` and `Wal::close` do).
+    /// returns `Ok` (as `Wal::save_snapshot_marker` and `Wal::close` do).
     pub(super) fn durable_op<T>(&self, op: impl FnOnce(&mut Wal) -> Result<T>) -> Result<T> {
         let mut st = self.lock();
         while st.syncing {

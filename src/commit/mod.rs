@@ -117,9 +117,10 @@ impl SharedWal {
     }
 
     /// Appends a snapshot marker and syncs it with everything before it; see
-    /// [`Wal::save_snapshot`].
-    pub fn save_snapshot(&self, snapshot: &WalSnapshot) -> Result<()> {
-        self.shared.durable_op(|wal| wal.save_snapshot(snapshot))
+    /// [`Wal::save_snapshot_marker`].
+    pub fn save_snapshot_marker(&self, snapshot: &WalSnapshot) -> Result<()> {
+        self.shared
+            .durable_op(|wal| wal.save_snapshot_marker(snapshot))
     }
 
     /// Unlocks segments a snapshot at `index` covers; see [`Wal::release_lock_to`].

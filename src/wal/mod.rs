@@ -16,62 +16,15 @@ use raft_proto::eraftpb::{Entry, HardState};
 use crate::decoder::Decoder;
 use crate::encoder::Encoder;
 use crate::error::{Error, IoContext as _, Result};
-use crate::fs::{FileSystem, RealFs, WalFile};
+use crate::fs::WalFile;
 use crate::observe;
+use crate::options::WalOptions;
 use crate::record::{is_empty_hard_state, must_sync, RecordType, WalSnapshot};
-use crate::segment::{self, Access, OpenSegment, SegmentDir, SegmentName, DEFAULT_SEGMENT_SIZE};
+use crate::segment::{self, Access, OpenSegment, SegmentDir, SegmentName};
 use crate::segment_pipeline::FilePipeline;
 
-pub use replay::{
-    apply_entry, valid_snapshot_entries, valid_snapshot_entries_with, verify, verify_with,
-    LogRecord, Recovered, Replay,
-};
-
-/// The default [`Options::replay_read_size`].
-pub const DEFAULT_REPLAY_READ_SIZE: usize = 1 << 20;
-
-/// How a log is stored. `Options::default()` is etcd's configuration on the real file system.
-#[derive(Clone)]
-pub struct Options {
-    /// A segment is cut after the write that takes it to this many bytes.
-    pub segment_size: u64,
-    /// Where files live: the real file system, or a simulated one in tests.
-    pub file_system: Arc<dyn FileSystem>,
-    /// Prepare the next segment in a background thread (so a cut never waits on allocation).
-    /// Off, segments are prepared when a cut needs one, which keeps the order of I/O calls
-    /// deterministic for fault-injection tests.
-    pub prepare_segments_in_background: bool,
-    /// Bytes read from a segment per call when the log is read back. Replay holds this much
-    /// plus the largest record in memory; the default of 1 MiB fits the CPU caches, so checking
-    /// and decoding a record reads bytes the kernel has just copied (W4 in `benches/compare`:
-    /// 0.6x `cat`, against 0.45x with 4 MiB). Any size reads the same records.
-    pub replay_read_size: usize,
-}
-
-impl Default for Options {
-    fn default() -> Options {
-        Options {
-            segment_size: DEFAULT_SEGMENT_SIZE,
-            file_system: Arc::new(RealFs),
-            prepare_segments_in_background: true,
-            replay_read_size: DEFAULT_REPLAY_READ_SIZE,
-        }
-    }
-}
-
-impl fmt::Debug for Options {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Options")
-            .field("segment_size", &self.segment_size)
-            .field("file_system", &self.file_system)
-            .field(
-                "prepare_segments_in_background",
-                &self.prepare_segments_in_background,
-            )
-            .field("replay_read_size", &self.replay_read_size)
-            .finish()
-    }
-}
+pub(crate) use replay::{valid_snapshot_entries, verify};
+pub use replay::{LogRecord, Recovered, Replay};
 
 /// What a log can do next. One value instead of a combination of optional fields, so that every
 /// method asks one question.
@@ -96,7 +49,7 @@ enum Mode {
 /// [`Error::Poisoned`] until reopened.
 pub struct Wal {
     dir: SegmentDir,
-    options: Options,
+    options: WalOptions,
     metadata: Option<Vec<u8>>,
     /// The snapshot the log was opened at; reading starts after it.
     start: WalSnapshot,
@@ -124,11 +77,6 @@ impl fmt::Debug for Wal {
     }
 }
 
-/// Whether `dir` holds a WAL (any segment file).
-pub fn exists(dir: impl AsRef<Path>) -> bool {
-    SegmentDir::new(Arc::new(RealFs), dir.as_ref()).has_segments()
-}
-
 /// The tail segment's path, for error messages.
 fn tail_path(locks: &[OpenSegment]) -> &Path {
     locks
@@ -138,18 +86,13 @@ fn tail_path(locks: &[OpenSegment]) -> &Path {
 }
 
 impl Wal {
-    /// Creates a new log in `dir` with etcd's defaults; see [`Wal::create_with`].
+    /// Creates a new log in `dir` with etcd's defaults; see [`WalOptions::create`].
     pub fn create(dir: impl AsRef<Path>, metadata: &[u8]) -> Result<Wal> {
-        Wal::create_with(dir, metadata, Options::default())
+        WalOptions::default().create(dir, metadata)
     }
 
-    /// Creates a new log in `dir`, atomically: either a whole log appears or none does.
-    ///
-    /// Refuses a directory that already holds a WAL or any other file. The first segment holds
-    /// a crc record, the metadata and an empty snapshot marker, exactly as etcd writes them.
-    /// The returned log is open for writing.
-    pub fn create_with(dir: impl AsRef<Path>, metadata: &[u8], options: Options) -> Result<Wal> {
-        let dir = dir.as_ref();
+    /// [`WalOptions::create`].
+    pub(crate) fn create_in(dir: &Path, metadata: &[u8], options: WalOptions) -> Result<Wal> {
         let fs = options.file_system.clone();
         let name = SegmentName::new(0, 0);
         let (file, encoder) = segment::create_atomically(fs.as_ref(), dir, |tmp| {
@@ -195,50 +138,30 @@ impl Wal {
         })
     }
 
-    /// Opens the log in `dir` for writing at `snapshot`, with etcd's defaults.
+    /// Opens the log in `dir` for writing at `snapshot`, with etcd's defaults; see
+    /// [`WalOptions::open`].
     pub fn open(dir: impl AsRef<Path>, snapshot: &WalSnapshot) -> Result<Wal> {
-        Wal::open_with(dir, snapshot, Options::default())
+        WalOptions::default().open(dir, snapshot)
     }
 
-    /// Opens the log in `dir` for writing, to be read from `snapshot` on.
-    ///
-    /// Locks every segment from the one holding the entry after `snapshot.index` to the last;
-    /// another writer gets [`Error::Locked`]. Call [`Wal::read_all`] (or drain
-    /// [`Wal::replay`]) before writing.
-    pub fn open_with(
-        dir: impl AsRef<Path>,
-        snapshot: &WalSnapshot,
-        options: Options,
-    ) -> Result<Wal> {
-        Wal::open_at(dir.as_ref(), snapshot, options, Access::Write)
-    }
-
-    /// Opens the log in `dir` for reading from `snapshot` on, with etcd's defaults.
+    /// Opens the log in `dir` for reading from `snapshot` on, with etcd's defaults; see
+    /// [`WalOptions::open_for_read`].
     pub fn open_for_read(dir: impl AsRef<Path>, snapshot: &WalSnapshot) -> Result<Wal> {
-        Wal::open_for_read_with(dir, snapshot, Options::default())
+        WalOptions::default().open_for_read(dir, snapshot)
     }
 
-    /// Opens the log in `dir` for reading only: no locks, so it works beside a live writer, and
-    /// a torn tail (the writer's unsynced end) ends the read instead of failing it.
-    pub fn open_for_read_with(
-        dir: impl AsRef<Path>,
-        snapshot: &WalSnapshot,
-        options: Options,
-    ) -> Result<Wal> {
-        Wal::open_at(dir.as_ref(), snapshot, options, Access::Read)
-    }
-
-    fn open_at(
+    /// [`WalOptions::open`] (`write`) and [`WalOptions::open_for_read`].
+    pub(crate) fn open_in(
         dir: &Path,
         snapshot: &WalSnapshot,
-        options: Options,
-        access: Access,
+        options: WalOptions,
+        write: bool,
     ) -> Result<Wal> {
+        let access = if write { Access::Write } else { Access::Read };
         let dir = SegmentDir::new(options.file_system.clone(), dir);
         let names = dir.needed_from(snapshot.index)?;
         let segments = dir.open_all(&names, access)?;
         let decoder = Decoder::new(segments.clone(), options.replay_read_size)?;
-        let write = access == Access::Write;
         let pipeline = write.then(|| {
             FilePipeline::start(
                 options.file_system.clone(),
@@ -314,7 +237,7 @@ impl Wal {
         self.last_index
     }
 
-    /// The names of the segments this writer holds locked, oldest first.
+    /// The file names of the segments this writer holds locked, oldest first.
     pub fn locked_segments(&self) -> Vec<String> {
         self.locks
             .iter()
@@ -437,7 +360,7 @@ impl Wal {
     /// Appends a snapshot marker and syncs. Raises the last index to the snapshot's index.
     ///
     /// Write the marker before applying the raft snapshot, then release older segments.
-    pub fn save_snapshot(&mut self, snapshot: &WalSnapshot) -> Result<()> {
+    pub fn save_snapshot_marker(&mut self, snapshot: &WalSnapshot) -> Result<()> {
         self.check_writable()?;
         let path = self.tail_path();
         let result = self

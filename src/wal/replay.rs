@@ -9,12 +9,13 @@ use std::path::Path;
 
 use raft_proto::eraftpb::{Entry, HardState};
 
-use super::{Mode, Options, Wal};
+use super::{Mode, Wal};
 use crate::decoder::{DecodedRecord, Decoder, End, Step};
 use crate::encoder::Encoder;
 use crate::error::{Error, IoContext as _, Result};
 use crate::fs::WalFile;
 use crate::observe;
+use crate::options::WalOptions;
 use crate::record::{decode_entry, decode_hard_state, RecordType, WalSnapshot};
 use crate::segment::{Access, SegmentDir};
 
@@ -45,7 +46,7 @@ pub struct Recovered {
 }
 
 /// Streams the records of a log in log order, checking them as [`Wal::read_all`] does, with
-/// memory bounded by [`Options::replay_read_size`] plus the largest record. Obtained from
+/// memory bounded by [`WalOptions::replay_read_size`] plus the largest record. Obtained from
 /// [`Wal::replay`].
 ///
 /// When it has yielded its last record without error, a log opened for writing is ready to
@@ -78,7 +79,7 @@ impl Wal {
     /// and every entry after the snapshot index, with raft overwrites applied.
     ///
     /// Opened for writing, the log must end cleanly ([`Error::TornTail`] otherwise: run
-    /// [`crate::repair`]); anything after the last valid frame is then zeroed so stale bytes
+    /// [`WalOptions::repair`]); anything after the last valid frame is then zeroed so stale bytes
     /// never parse later, and the log accepts writes. Opened for reading, a torn tail simply
     /// ends the log.
     pub fn read_all(&mut self) -> Result<Recovered> {
@@ -100,7 +101,7 @@ impl Wal {
 /// Applies raft's overwrite rule: `entry` replaces the entry at its index and everything after
 /// it; entries at or below `start` (the snapshot index) void everything after the snapshot.
 /// The caller has checked that `entry` leaves no gap.
-pub fn apply_entry(entries: &mut Vec<Entry>, start: u64, entry: Entry) {
+pub(crate) fn apply_entry(entries: &mut Vec<Entry>, start: u64, entry: Entry) {
     if entry.index > start {
         entries.truncate((entry.index - start - 1) as usize);
         entries.push(entry);
@@ -309,37 +310,18 @@ fn rewrite_prefix(file: &dyn WalFile, len: u64) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Checks the whole log in `dir` from `snapshot` on without locking or changing anything, as
-/// [`Wal::read_all`] in read mode would; returns the last HardState.
-pub fn verify(dir: impl AsRef<Path>, snapshot: &WalSnapshot) -> Result<HardState> {
-    verify_with(dir, snapshot, Options::default())
-}
-
-/// [`verify`] with explicit options.
-pub fn verify_with(
-    dir: impl AsRef<Path>,
-    snapshot: &WalSnapshot,
-    options: Options,
-) -> Result<HardState> {
-    let mut wal = Wal::open_for_read_with(dir, snapshot, options)?;
+/// [`WalOptions::verify`].
+pub(crate) fn verify(dir: &Path, snapshot: &WalSnapshot, options: WalOptions) -> Result<HardState> {
+    let mut wal = Wal::open_in(dir, snapshot, options, false)?;
     for record in wal.replay()? {
         record?;
     }
     Ok(wal.hard_state.clone())
 }
 
-/// The snapshot markers in `dir` that a node can start from: those at or below the commit index
-/// of the last HardState (a snapshot above commit is unusable). Reads every segment.
-pub fn valid_snapshot_entries(dir: impl AsRef<Path>) -> Result<Vec<WalSnapshot>> {
-    valid_snapshot_entries_with(dir, Options::default())
-}
-
-/// [`valid_snapshot_entries`] with explicit options.
-pub fn valid_snapshot_entries_with(
-    dir: impl AsRef<Path>,
-    options: Options,
-) -> Result<Vec<WalSnapshot>> {
-    let dir = SegmentDir::new(options.file_system.clone(), dir.as_ref());
+/// [`WalOptions::valid_snapshot_entries`].
+pub(crate) fn valid_snapshot_entries(dir: &Path, options: &WalOptions) -> Result<Vec<WalSnapshot>> {
+    let dir = SegmentDir::new(options.file_system.clone(), dir);
     let segments = dir.open_all(&dir.all()?, Access::Read)?;
     let mut decoder = Decoder::new(segments, options.replay_read_size)?;
     let mut snapshots = Vec::new();

@@ -7,7 +7,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use raftwal::Options;
+use raftwal::WalOptions;
 
 #[path = "../support/hooked_fs.rs"]
 mod hooked_fs;
@@ -91,7 +91,7 @@ pub struct ControlledFs {
 }
 
 impl ControlledFs {
-    pub fn options(&self) -> Options {
+    pub fn options(&self) -> WalOptions {
         let control = self.control.clone();
         HookedFs::new(move |call| {
             if let Call::SyncData(_) = call {

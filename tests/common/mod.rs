@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use prost::Message as _;
 use raftwal::eraftpb::{ConfState, Entry, HardState};
-use raftwal::{walpb, Options, RecordType, Wal, WalSnapshot};
+use raftwal::{walpb, RecordType, Wal, WalOptions, WalSnapshot};
 
 #[path = "../support/hooked_fs.rs"]
 mod hooked_fs;
@@ -23,11 +23,8 @@ use hooked_fs::{Call, HookedFs};
 pub const NO_CUT_SEGMENT_SIZE: u64 = 1 << 20;
 
 /// Options with `segment_size` on the real file system.
-pub fn options(segment_size: u64) -> Options {
-    Options {
-        segment_size,
-        ..Options::default()
-    }
+pub fn options(segment_size: u64) -> WalOptions {
+    WalOptions::new().segment_size(segment_size)
 }
 
 /// A fresh temporary parent; the log lives at `<parent>/wal`, which does not exist yet.
@@ -39,17 +36,17 @@ pub fn parent_and_dir() -> (tempfile::TempDir, PathBuf) {
 
 /// Creates a log that does not cut (see [`NO_CUT_SEGMENT_SIZE`]).
 pub fn create(dir: &Path, metadata: &[u8]) -> Wal {
-    Wal::create_with(dir, metadata, options(NO_CUT_SEGMENT_SIZE)).unwrap()
+    options(NO_CUT_SEGMENT_SIZE).create(dir, metadata).unwrap()
 }
 
 /// Opens a log for writing at `snap` with the no-cut options.
 pub fn open(dir: &Path, snap: &WalSnapshot) -> raftwal::Result<Wal> {
-    Wal::open_with(dir, snap, options(NO_CUT_SEGMENT_SIZE))
+    options(NO_CUT_SEGMENT_SIZE).open(dir, snap)
 }
 
 /// Opens a log for reading at `snap`.
 pub fn open_for_read(dir: &Path, snap: &WalSnapshot) -> raftwal::Result<Wal> {
-    Wal::open_for_read_with(dir, snap, options(NO_CUT_SEGMENT_SIZE))
+    options(NO_CUT_SEGMENT_SIZE).open_for_read(dir, snap)
 }
 
 /// The empty snapshot every log starts at.
@@ -101,7 +98,8 @@ pub fn indexes(entries: &[Entry]) -> Vec<u64> {
 
 /// The segment file names in `dir`, in order (`.tmp` and `.broken` files left out).
 pub fn segment_names(dir: &Path) -> Vec<String> {
-    raftwal::inspect::segments(dir)
+    WalOptions::new()
+        .segments(dir)
         .unwrap()
         .into_iter()
         .map(|s| s.file_name)
@@ -169,7 +167,8 @@ pub fn flip_byte(path: &Path, offset: u64) {
 pub fn append_raw_record(path: &Path, kind: RecordType, data: &[u8]) -> u64 {
     let dir = path.parent().unwrap();
     let file_name = path.file_name().unwrap().to_str().unwrap();
-    let running = raftwal::inspect::raw_records(dir)
+    let running = WalOptions::new()
+        .raw_records(dir)
         .unwrap()
         .map(Result::unwrap)
         .filter(|r| r.file == file_name)
@@ -240,7 +239,7 @@ pub struct CountingFs {
 impl CountingFs {
     /// Options for a log on this file system, preparing segments inline so that every call
     /// happens in the test's thread and the counts are deterministic.
-    pub fn options(&self, segment_size: u64) -> Options {
+    pub fn options(&self, segment_size: u64) -> WalOptions {
         let counters = self.counters.clone();
         HookedFs::new(move |call| {
             match call {

@@ -8,7 +8,11 @@ use std::sync::Arc;
 use raftwal::eraftpb::{Entry, HardState};
 use raftwal::fs::sim::{SimFs, XorShift};
 use raftwal::fs::FileSystem as _;
-use raftwal::{apply_entry, Error, Options, Recovered, Wal, WalSnapshot};
+use raftwal::{Error, Recovered, Wal, WalOptions, WalSnapshot};
+
+#[path = "../support/raft_rules.rs"]
+mod raft_rules;
+use raft_rules::{apply_entry, is_empty_hard_state, must_sync};
 
 /// Where the log lives on the simulated disk.
 pub const DIR: &str = "/wal";
@@ -16,13 +20,11 @@ pub const DIR: &str = "/wal";
 pub const SEGMENT_SIZE: u64 = 8192;
 
 /// Options over `fs`, with segments prepared inline so the order of I/O calls is deterministic.
-pub fn options(fs: &SimFs) -> Options {
-    Options {
-        segment_size: SEGMENT_SIZE,
-        file_system: Arc::new(fs.clone()),
-        prepare_segments_in_background: false,
-        ..Options::default()
-    }
+pub fn options(fs: &SimFs) -> WalOptions {
+    WalOptions::new()
+        .segment_size(SEGMENT_SIZE)
+        .file_system(Arc::new(fs.clone()))
+        .prepare_segments_in_background(false)
 }
 
 /// One call of the workload.
@@ -139,7 +141,7 @@ impl Plan {
         self.steps
             .iter()
             .filter_map(|s| match s {
-                Step::Save(hs, _) if !raftwal::is_empty_hard_state(hs) => Some(hs),
+                Step::Save(hs, _) if !is_empty_hard_state(hs) => Some(hs),
                 _ => None,
             })
             .collect()
@@ -178,7 +180,7 @@ pub struct Outcome {
 /// Runs `plan` on `fs` until a call fails.
 pub fn run(plan: &Plan, fs: &SimFs) -> Outcome {
     let mut out = Outcome::default();
-    let mut wal = match Wal::create_with(DIR, b"crash-test", options(fs)) {
+    let mut wal = match options(fs).create(DIR, b"crash-test") {
         Ok(wal) => wal,
         Err(e) => {
             out.error = Some(e);
@@ -191,14 +193,14 @@ pub fn run(plan: &Plan, fs: &SimFs) -> Outcome {
         let (result, synced) = match step {
             Step::Save(hs, entries) => {
                 out.issued_entries += entries.len();
-                if !raftwal::is_empty_hard_state(hs) {
+                if !is_empty_hard_state(hs) {
                     out.issued_states += 1;
                 }
-                let synced = raftwal::must_sync(hs, &prev, entries.len());
+                let synced = must_sync(hs, &prev, entries.len());
                 prev = hs.clone();
                 (wal.save(hs, entries), synced)
             }
-            Step::Snapshot(snap) => (wal.save_snapshot(snap), true),
+            Step::Snapshot(snap) => (wal.save_snapshot_marker(snap), true),
         };
         if let Err(e) = result {
             out.error = Some(e);
@@ -255,7 +257,7 @@ pub fn check_recovered(plan: &Plan, out: &Outcome, rec: &Recovered, what: &str) 
     let states = plan.hard_states();
     let found = (out.acked_states..=out.issued_states).any(|j| {
         if j == 0 {
-            raftwal::is_empty_hard_state(&rec.hard_state)
+            is_empty_hard_state(&rec.hard_state)
         } else {
             *states[j - 1] == rec.hard_state
         }
@@ -293,7 +295,7 @@ pub fn recover(fs: &SimFs) -> Result<Recovery, Error> {
     if !log_exists(fs) {
         return Ok(Recovery::NoLog);
     }
-    let mut wal = Wal::open_with(DIR, &WalSnapshot::default(), options(fs))?;
+    let mut wal = options(fs).open(DIR, &WalSnapshot::default())?;
     match wal.read_all() {
         Ok(recovered) => Ok(Recovery::Opened {
             wal: Box::new(wal),
@@ -302,9 +304,9 @@ pub fn recover(fs: &SimFs) -> Result<Recovery, Error> {
         }),
         Err(Error::TornTail { .. }) => {
             drop(wal);
-            let repaired = raftwal::repair_with(DIR, options(fs))?;
+            let repaired = options(fs).repair(DIR)?;
             assert!(repaired.is_some(), "repair found no torn tail to cut");
-            let mut wal = Wal::open_with(DIR, &WalSnapshot::default(), options(fs))?;
+            let mut wal = options(fs).open(DIR, &WalSnapshot::default())?;
             let recovered = wal.read_all()?;
             Ok(Recovery::Opened {
                 wal: Box::new(wal),
@@ -346,7 +348,8 @@ pub fn check_appending_continues(
         .unwrap_or_else(|e| panic!("{what}: append after recovery failed: {e}"));
     wal.close()
         .unwrap_or_else(|e| panic!("{what}: close failed: {e}"));
-    let mut reader = Wal::open_for_read_with(DIR, &WalSnapshot::default(), options(fs))
+    let mut reader = options(fs)
+        .open_for_read(DIR, &WalSnapshot::default())
         .unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
     let back = reader
         .read_all()

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use raftwal::fs::{FileSystem, RealFs, WalFile};
-use raftwal::Options;
+use raftwal::WalOptions;
 
 /// A call the hook is asked about, with the name of the file it goes to (a segment keeps its
 /// file across its rename from `N.tmp`, so this is the name it was opened or created under).
@@ -49,13 +49,11 @@ impl HookedFs {
 
     /// Options for a log on this file system, preparing segments inline so that every call
     /// happens in the caller's thread and counts are deterministic.
-    pub fn options(&self, segment_size: u64) -> Options {
-        Options {
-            segment_size,
-            file_system: Arc::new(self.clone()),
-            prepare_segments_in_background: false,
-            ..Options::default()
-        }
+    pub fn options(&self, segment_size: u64) -> WalOptions {
+        WalOptions::new()
+            .segment_size(segment_size)
+            .file_system(Arc::new(self.clone()))
+            .prepare_segments_in_background(false)
     }
 
     fn wrap(&self, path: &Path, inner: Arc<dyn WalFile>) -> Arc<dyn WalFile> {

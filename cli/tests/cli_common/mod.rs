@@ -8,8 +8,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use raftwal::eraftpb::{Entry, HardState};
-use raftwal::inspect::raw_records;
-use raftwal::{Options, Wal, WalSnapshot};
+use raftwal::{WalOptions, WalSnapshot};
 
 /// What a run of the binary did.
 #[derive(Debug)]
@@ -38,11 +37,8 @@ where
 }
 
 /// Segments of 4 KiB reach cuts after a few dozen entries.
-pub fn small_segments() -> Options {
-    Options {
-        segment_size: 4096,
-        ..Options::default()
-    }
+pub fn small_segments() -> WalOptions {
+    WalOptions::new().segment_size(4096)
 }
 
 pub fn entry(index: u64, term: u64) -> Entry {
@@ -66,13 +62,14 @@ pub fn hard_state(term: u64, commit: u64) -> HardState {
 /// Creates a log in `dir` holding entries 1..=count (term 1, each saved with a HardState that
 /// commits it) and a snapshot marker at every 20th index; returns the entries.
 pub fn write_log(dir: &Path, count: u64) -> Vec<Entry> {
-    let mut wal = Wal::create_with(dir, b"cli-test", small_segments()).unwrap();
+    let mut wal = small_segments().create(dir, b"cli-test").unwrap();
     let entries: Vec<Entry> = (1..=count).map(|i| entry(i, 1)).collect();
     for e in &entries {
         wal.save(&hard_state(1, e.index), std::slice::from_ref(e))
             .unwrap();
         if e.index % 20 == 0 {
-            wal.save_snapshot(&WalSnapshot::new(e.index, 1)).unwrap();
+            wal.save_snapshot_marker(&WalSnapshot::new(e.index, 1))
+                .unwrap();
         }
     }
     wal.close().unwrap();
@@ -82,11 +79,8 @@ pub fn write_log(dir: &Path, count: u64) -> Vec<Entry> {
 /// Appends one entry of `size` bytes (no HardState after it, no cut), so the log's last frame
 /// spans several sectors; returns the entry.
 pub fn append_big_entry(dir: &Path, size: usize) -> Entry {
-    let options = Options {
-        segment_size: 1 << 20,
-        ..Options::default()
-    };
-    let mut wal = Wal::open_with(dir, &WalSnapshot::default(), options).unwrap();
+    let options = WalOptions::new().segment_size(1 << 20);
+    let mut wal = options.open(dir, &WalSnapshot::default()).unwrap();
     let last = wal
         .read_all()
         .unwrap()
@@ -107,7 +101,8 @@ pub fn append_big_entry(dir: &Path, size: usize) -> Entry {
 
 /// The last segment's path and the offset of its last record's frame.
 pub fn last_frame(dir: &Path) -> (PathBuf, u64) {
-    let last = raw_records(dir)
+    let last = WalOptions::new()
+        .raw_records(dir)
         .unwrap()
         .map(|r| r.unwrap())
         .last()
@@ -118,10 +113,11 @@ pub fn last_frame(dir: &Path) -> (PathBuf, u64) {
 /// The fourth entry record of segment `file_index` (a frame in the middle of that segment), as
 /// (segment path, frame offset).
 pub fn entry_frame_in_segment(dir: &Path, file_index: usize) -> (PathBuf, u64) {
-    let name = raftwal::inspect::segments(dir).unwrap()[file_index]
+    let name = WalOptions::new().segments(dir).unwrap()[file_index]
         .file_name
         .clone();
-    let record = raw_records(dir)
+    let record = WalOptions::new()
+        .raw_records(dir)
         .unwrap()
         .map(|r| r.unwrap())
         .filter(|r| r.file == name && r.kind == raftwal::RecordType::Entry)

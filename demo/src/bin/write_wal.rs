@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use protobuf::Message as _;
 use raftwal::eraftpb::{ConfChange, ConfChangeType, ConfState, Entry, EntryType, HardState};
-use raftwal::{Options, Wal, WalSnapshot};
+use raftwal::{Wal, WalOptions, WalSnapshot};
 
 /// Small segments, so a few hundred entries span several of them.
 const SEGMENT_SIZE: u64 = 4 * 1024;
@@ -42,12 +42,9 @@ fn main() -> ExitCode {
 }
 
 fn run(dir: &Path) -> Result<(), Box<dyn Error>> {
-    let options = Options {
-        segment_size: SEGMENT_SIZE,
-        ..Options::default()
-    };
+    let options = WalOptions::new().segment_size(SEGMENT_SIZE);
     let metadata = b"raftwal demo: node 1 of cluster 7";
-    let mut wal = Wal::create_with(dir, metadata, options)?;
+    let mut wal = options.create(dir, metadata)?;
     let mut snapshots = Vec::new();
 
     // Term 1: node 1 votes for itself (a vote must be durable before it is acted on), adds
@@ -97,7 +94,7 @@ fn run(dir: &Path) -> Result<(), Box<dyn Error>> {
     // Read it back as a restarting node would, from the beginning.
     let mut reader = Wal::open_for_read(dir, &WalSnapshot::default())?;
     let recovered = reader.read_all()?;
-    let segments = raftwal::inspect::segments(dir)?;
+    let segments = WalOptions::new().segments(dir)?;
 
     println!("wrote a raftwal log to {}:", dir.display());
     println!(
@@ -166,7 +163,7 @@ fn snapshot_if_due(
             ..Default::default()
         }),
     };
-    wal.save_snapshot(&snapshot)?;
+    wal.save_snapshot_marker(&snapshot)?;
     wal.release_lock_to(due)?;
     snapshots.push(snapshot);
     Ok(())
