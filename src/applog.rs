@@ -146,7 +146,7 @@ impl AppLog {
         // A reopen reads from the last segment starting at or below the checkpoint; every
         // segment before it goes, in the segment directory's one crash-safe purge order.
         self.wal.release_lock_to(checkpoint + 1)?;
-        self.wal.segment_dir().purge(0)?;
+        self.wal.purge_released(0)?;
         Ok(())
     }
 

@@ -175,8 +175,6 @@ pub(crate) struct Decoder {
     records_in_segment: usize,
     /// How many records the current segment's header holds.
     header_records: usize,
-    /// A HardState record was read: every later cut wrote one into its segment's header.
-    state_seen: bool,
     /// Where the records of the previous segment of this read ended.
     previous_end: u64,
     ended: Option<End>,
@@ -202,7 +200,6 @@ impl Decoder {
             padded_seen: false,
             records_in_segment: 0,
             header_records: 0,
-            state_seen: false,
             previous_end: 0,
             ended: None,
         };
@@ -343,13 +340,11 @@ impl Decoder {
             .file
             .len()
             .ctx(|| format!("reading the size of {}", source.path.display()))?;
-        // The first segment's header ends with the snapshot record `create` writes; a cut's with
-        // the HardState, when the log had one.
-        self.header_records = if source.name.seq == 0 || self.state_seen {
-            3
-        } else {
-            2
-        };
+        // The first segment's header ends with the snapshot record `create` writes. A cut's
+        // header may end with a HardState record, but etcd omits it after a restart until the
+        // next HardState is saved, so its presence cannot be known from the bytes: only the crc
+        // and metadata records are sure to be there.
+        self.header_records = if source.name.seq == 0 { 3 } else { 2 };
         self.previous_end = self.offset;
         self.current = index;
         self.window_start = 0;
@@ -432,12 +427,18 @@ impl Decoder {
         Ok(())
     }
 
-    /// The first non-zero byte in `[from, file_len)` of the current segment, if any, read a
-    /// chunk at a time.
+    /// The first non-zero byte in `[from, file_len)` of the current segment, if any. Scans what
+    /// is loaded first and then reads whole chunks (at least 64 KiB, so that a tiny read size
+    /// does not turn the scan of a preallocated tail into a call per few bytes), never sliding
+    /// the window by less than it scanned.
     fn first_nonzero(&mut self, from: u64) -> Result<Option<u64>> {
+        const MIN_SCAN_CHUNK: u64 = 64 << 10;
+        let chunk = (self.read_size as u64).max(MIN_SCAN_CHUNK);
         let mut pos = from;
         while pos < self.file_len {
-            self.load(pos, pos.saturating_add(self.read_size as u64))?;
+            if pos < self.window_start || pos >= self.loaded_end() {
+                self.load(pos, pos.saturating_add(chunk))?;
+            }
             let end = self.loaded_end();
             if end <= pos {
                 break;
@@ -692,7 +693,6 @@ impl Decoder {
         self.padded_seen |= length.padded;
         self.offset = frame_end;
         self.records_in_segment += 1;
-        self.state_seen |= kind == RecordType::State;
         Ok(Step::Record(DecodedRecord {
             kind,
             crc,

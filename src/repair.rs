@@ -89,17 +89,19 @@ pub(crate) fn repair_at(dir: &Path, offset: u64, options: &WalOptions) -> Result
 
 /// The damage the last of `segments` ends in, torn or corrupt, with where it starts; `None`
 /// when the log is sound. Damage before the last segment is [`Error::NotRepairable`]: no cut of
-/// the tail would make such a log readable, and neither is damage in the header of the log's
-/// first segment, which has nothing before it to keep.
+/// the tail would make such a log readable, and neither is damage in the header of the only
+/// segment left (the first, or the one a purge left): removing it would remove the log, and an
+/// application that creates a missing log would start over without its term and vote.
 fn forced_cut_of(segments: Vec<OpenSegment>, options: &WalOptions) -> Result<Option<ForcedCut>> {
-    let last = segments.last().map(|s| (s.path.clone(), s.name.seq));
+    let last = segments.last().map(|s| s.path.clone());
+    let only_segment = segments.len() == 1;
     let mut decoder = Decoder::new(segments, options.replay_read_size)?;
     let (offset, removes_segment) = match decoder.verdict()? {
         Verdict::Sound => return Ok(None),
         Verdict::Torn(torn) => (torn.offset, false),
         Verdict::Corrupt(e) => match (e.position(), &last) {
-            (Some((file, offset)), Some((last, seq))) if file == last => {
-                if decoder.in_header() && *seq == 0 {
+            (Some((file, offset)), Some(last)) if file == last => {
+                if decoder.in_header() && only_segment {
                     return Err(Error::NotRepairable {
                         source: Box::new(e),
                     });
@@ -171,7 +173,7 @@ fn cut(
     let old_len = file
         .len()
         .ctx(|| format!("reading the size of {}", path.display()))?;
-    let broken_copy = dir.join(format!("{}.broken", last.name.file_name));
+    let broken_copy = unused_broken_name(fs, dir, &last.name.file_name)?;
     let copy = fs
         .create_file(&broken_copy)
         .ctx(|| format!("creating {}", broken_copy.display()))?;
@@ -216,4 +218,25 @@ fn cut(
         broken_copy,
         removed: whole_segment,
     })
+}
+
+/// `<file>.broken`, or `<file>.broken.N` for the first N not taken: an earlier repair's evidence
+/// (of a segment a writer has since re-created under the same name) is never overwritten.
+fn unused_broken_name(
+    fs: &dyn crate::fs::FileSystem,
+    dir: &Path,
+    file_name: &str,
+) -> Result<PathBuf> {
+    let first = dir.join(format!("{file_name}.broken"));
+    let mut candidate = first.clone();
+    for n in 1.. {
+        if !fs
+            .exists(&candidate)
+            .ctx(|| format!("checking {}", candidate.display()))?
+        {
+            break;
+        }
+        candidate = dir.join(format!("{file_name}.broken.{n}"));
+    }
+    Ok(candidate)
 }

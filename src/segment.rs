@@ -216,11 +216,19 @@ impl SegmentDir {
     /// directory, and only then go on to the next. A crash therefore leaves a suffix of the
     /// sequence, never an older segment without the newer ones deleted before it (a gap that
     /// would fail the next open), and never deletes a segment a writer still needs.
-    pub(crate) fn purge(&self, keep: usize) -> Result<Vec<String>> {
+    ///
+    /// `in_use_from` is the sequence number of the first segment the caller's own writer still
+    /// holds: it and everything after it are never deleted, whatever the locks say (on a file
+    /// system that emulates flock with per-process locks, the writer's own lock would not
+    /// conflict with this one).
+    pub(crate) fn purge(&self, keep: usize, in_use_from: u64) -> Result<Vec<String>> {
         let names = self.list()?;
         let excess = names.len().saturating_sub(keep);
         let mut deleted = Vec::new();
         for name in names.into_iter().take(excess) {
+            if name.seq >= in_use_from {
+                break;
+            }
             let path = self.path_of(&name);
             let file = self
                 .fs
@@ -335,7 +343,7 @@ fn search_index(names: &[SegmentName], index: u64) -> Option<usize> {
 /// Checks that sequence numbers increase by exactly one.
 fn check_contiguous(names: &[SegmentName]) -> Result<()> {
     for pair in names.windows(2) {
-        if pair[1].seq != pair[0].seq + 1 {
+        if pair[0].seq.checked_add(1) != Some(pair[1].seq) {
             return Err(Error::SegmentGap {
                 before: pair[0].file_name.clone(),
                 after: pair[1].file_name.clone(),

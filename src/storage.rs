@@ -279,7 +279,7 @@ impl Storage {
     /// deleted. Crash-safe: see the segment directory's purge order (lock, remove, sync the
     /// directory, one segment at a time), so a crash never leaves a gap.
     pub fn purge(&mut self, keep: usize) -> Result<Vec<String>> {
-        self.wal.segment_dir().purge(keep)
+        self.wal.purge_released(keep)
     }
 
     /// Syncs and closes the WAL, releasing its locks.

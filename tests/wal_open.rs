@@ -485,3 +485,40 @@ fn valid_snapshot_entries_works_after_the_first_segment_is_purged() {
     // Snapshots 0 and 1 went with the first segment.
     assert_eq!(valid, [snapshot(2, 1), snapshot(3, 2)]);
 }
+
+/// etcd does not reload its HardState when it reopens a log, so a cut after a restart (before
+/// the next HardState is saved) writes a header of only the crc and metadata records. Such a
+/// segment, with nothing appended yet, is sound: the header's HardState is optional.
+#[test]
+fn a_cut_segment_whose_header_has_no_hard_state_is_sound() {
+    let (_parent, dir) = parent_and_dir();
+    let mut wal = options(4096).create(&dir, b"m").unwrap();
+    wal.save(&hard_state(1, 1, 1), &[entry(1, 1, b"x")])
+        .unwrap();
+    wal.cut().unwrap();
+    wal.close().unwrap();
+    let tail = last_segment(&dir);
+    let header = frames(&tail);
+    assert_eq!(header.len(), 3, "crc, metadata, HardState");
+    // Keep the crc and metadata records, then preallocated zeros: etcd's header after a restart.
+    set_len(&tail, header[1].1);
+    set_len(&tail, 4096);
+
+    assert!(WalOptions::new().check(&dir).unwrap().is_sound());
+    let mut wal = open(&dir, &start()).unwrap();
+    let recovered = wal.read_all().unwrap();
+    assert_eq!(indexes(&recovered.entries), vec![1]);
+    wal.save(&hard_state(1, 1, 2), &[entry(2, 1, b"y")])
+        .unwrap();
+    wal.close().unwrap();
+    assert_eq!(
+        indexes(
+            &open_for_read(&dir, &start())
+                .unwrap()
+                .read_all()
+                .unwrap()
+                .entries
+        ),
+        vec![1, 2]
+    );
+}

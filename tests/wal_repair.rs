@@ -406,3 +406,63 @@ fn repair_at_refuses_an_offset_that_is_not_where_the_damage_starts() {
     );
     assert!(!dir.join(format!("{FIRST}.broken")).exists());
 }
+
+/// A log cut into several segments of which only the last is left (as after a purge).
+fn purged_to_one_segment() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let (parent, dir) = parent_and_dir();
+    let mut wal = options(4096).create(&dir, b"purged").unwrap();
+    for i in 1..=40 {
+        wal.save(&hard_state(1, 1, i), &[entry(i, 1, &[7; 300])])
+            .unwrap();
+    }
+    wal.close().unwrap();
+    let names = segment_names(&dir);
+    assert!(names.len() >= 3, "{names:?}");
+    for name in &names[..names.len() - 1] {
+        fs::remove_file(dir.join(name)).unwrap();
+    }
+    let last = dir.join(names.last().unwrap());
+    (parent, dir, last)
+}
+
+/// A forced cut of header damage removes a segment whole; when it is the only segment left,
+/// that would remove the log (and an application creating a missing log would lose its term
+/// and vote), so it is refused and nothing changes.
+#[test]
+fn a_forced_cut_never_removes_the_only_segment() {
+    let (_parent, dir, last) = purged_to_one_segment();
+    flip_byte(&last, 20);
+    let options = WalOptions::new();
+    let err = options.check(&dir).unwrap();
+    let (file, offset) = err.position().unwrap();
+    assert!(file == last && offset < 64, "{err:?}");
+    assert!(matches!(
+        options.plan_forced_cut(&dir),
+        Err(Error::NotRepairable { .. })
+    ));
+    assert!(options.repair_at(&dir, offset).is_err());
+    assert!(last.exists(), "the only segment was removed");
+}
+
+/// A repair keeps the segment as it was in `<file>.broken`; a later repair of a segment of the
+/// same name (re-created since) keeps its copy beside the first, never over it.
+#[test]
+fn a_second_repair_of_the_same_segment_keeps_the_first_copy() {
+    let (_parent, dir) = parent_and_dir();
+    let mut wal = create(&dir, b"");
+    wal.save(&HardState::default(), &[bare(1), bare(2)])
+        .unwrap();
+    wal.close().unwrap();
+    let tail = dir.join(FIRST);
+    let end = frames_end(&tail);
+    write_at(&tail, end + 1024, b"stray bytes of a torn write");
+    let first = WalOptions::new().repair(&dir).unwrap().unwrap();
+    write_at(&tail, end + 2048, b"another torn write");
+    let second = WalOptions::new().repair(&dir).unwrap().unwrap();
+    assert_ne!(first.broken_copy, second.broken_copy);
+    assert!(first.broken_copy.exists() && second.broken_copy.exists());
+    assert!(fs::read(&second.broken_copy)
+        .unwrap()
+        .windows(18)
+        .any(|w| w == b"another torn write"));
+}

@@ -189,9 +189,12 @@ impl Wal {
         self.dir.path()
     }
 
-    /// The segment directory, for purges.
-    pub(crate) fn segment_dir(&self) -> &SegmentDir {
-        &self.dir
+    /// Deletes segments this log released, oldest first, until `keep` are left, in the segment
+    /// directory's one crash-safe order; stops at the first segment some writer holds. Returns
+    /// the names deleted.
+    pub(crate) fn purge_released(&self, keep: usize) -> Result<Vec<String>> {
+        let in_use_from = self.locks.first().map_or(u64::MAX, |l| l.name.seq);
+        self.dir.purge(keep, in_use_from)
     }
 
     /// Whether the log refuses writes after a failed write, sync, cut or read. Every write then
