@@ -10,7 +10,11 @@ use raftwal::{WalOptions, WalSnapshot};
 pub const DIR: &str = "/wal";
 
 pub fn options(fs: &SimFs, replay_read_size: usize) -> WalOptions {
-    WalOptions::new().segment_size(4096).file_system(Arc::new(fs.clone())).prepare_segments_in_background(false).replay_read_size(replay_read_size)
+    WalOptions::new()
+        .segment_size(4096)
+        .file_system(Arc::new(fs.clone()))
+        .prepare_segments_in_background(false)
+        .replay_read_size(replay_read_size)
 }
 
 /// A read size for an input of `len` bytes: mostly smaller than a frame and out of step with
@@ -44,19 +48,35 @@ pub fn read_everything(fs: &SimFs, read_size: usize) {
         }
     }
     let read = |size| {
-        raftwal::Wal::open_for_read_with(DIR, &snap, options(fs, size))
+        options(fs, size)
+            .open_for_read(DIR, &snap)
             .and_then(|mut wal| wal.read_all())
     };
     let windowed = format!("{:?}", read(read_size));
     let whole = format!("{:?}", read(raftwal::DEFAULT_REPLAY_READ_SIZE));
-    assert_eq!(windowed, whole, "read size {read_size} changed what was read");
+    assert_eq!(
+        windowed, whole,
+        "read size {read_size} changed what was read"
+    );
     let _ = opts(fs).verify(DIR, &snap);
     let _ = opts(fs).valid_snapshot_entries(DIR);
-    let written = raftwal::Wal::open_with(DIR, &snap, opts(fs)).and_then(|mut w| w.read_all());
+    // The one verdict, and the forced cut's description of what it would cut (which scans
+    // whatever follows the damage), must not panic either, and must not depend on the window.
+    let verdict = |size| {
+        let verdict = options(fs, size).check(DIR);
+        let plan = options(fs, size).plan_forced_cut(DIR);
+        format!("{verdict:?} {plan:?}")
+    };
+    assert_eq!(
+        verdict(read_size),
+        verdict(raftwal::DEFAULT_REPLAY_READ_SIZE),
+        "read size {read_size} changed the verdict"
+    );
+    let written = opts(fs).open(DIR, &snap).and_then(|mut w| w.read_all());
     if let Err(raftwal::Error::TornTail { .. }) = written {
         // Only a torn tail is repairable, and after the repair the log must read cleanly.
         if let Ok(Some(_)) = opts(fs).repair(DIR) {
-            let mut wal = raftwal::Wal::open_with(DIR, &snap, opts(fs)).expect("reopen");
+            let mut wal = opts(fs).open(DIR, &snap).expect("reopen");
             if let Err(e) = wal.read_all() {
                 assert!(
                     !matches!(e, raftwal::Error::TornTail { .. }),
