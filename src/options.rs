@@ -80,6 +80,7 @@ impl WalOptions {
     }
 
     /// A segment is cut after the write that takes it to this many bytes (etcd: 64 MB).
+    #[must_use]
     pub fn segment_size(mut self, bytes: u64) -> WalOptions {
         self.segment_size = bytes;
         self
@@ -87,6 +88,7 @@ impl WalOptions {
 
     /// Where files live: the real file system, or another implementation (the simulated
     /// crashing disk `fs::sim::SimFs` under the `sim` feature, encryption, rate limiting).
+    #[must_use]
     pub fn file_system(mut self, file_system: Arc<dyn FileSystem>) -> WalOptions {
         self.file_system = file_system;
         self
@@ -95,6 +97,7 @@ impl WalOptions {
     /// Prepare the next segment in a background thread (on by default), so a cut never waits on
     /// allocation. Off, segments are prepared when a cut needs one, which keeps the order of
     /// I/O calls deterministic for fault-injection tests.
+    #[must_use]
     pub fn prepare_segments_in_background(mut self, background: bool) -> WalOptions {
         self.prepare_segments_in_background = background;
         self
@@ -104,6 +107,7 @@ impl WalOptions {
     /// plus the largest record in memory; the default of 1 MiB fits the CPU caches, so checking
     /// and decoding a record reads bytes the kernel has just copied (W4 in `benches/compare`:
     /// 0.6x `cat`, against 0.45x with 4 MiB). Any size reads the same records.
+    #[must_use]
     pub fn replay_read_size(mut self, bytes: usize) -> WalOptions {
         self.replay_read_size = bytes.max(1);
         self
@@ -177,7 +181,8 @@ impl WalOptions {
     /// may hide acknowledged data (see `docs/DURABILITY.md`). `offset` confirms the decision:
     /// it must be where the damage starts ([`crate::Error::position`]), anything else is
     /// [`crate::Error::NoDamageThere`] and changes nothing. The segment is first kept as
-    /// `<file>.broken`; damage inside its header removes it whole.
+    /// `<file>.broken`; damage inside its header removes it whole, unless it is the only
+    /// segment left, which is [`crate::Error::NotRepairable`] (removing it would remove the log).
     pub fn repair_at(&self, dir: impl AsRef<Path>, offset: u64) -> Result<Repaired> {
         repair::repair_at(dir.as_ref(), offset, self)
     }

@@ -20,7 +20,8 @@ pub struct Repaired {
     pub offset: u64,
     /// Its size before the repair.
     pub old_len: u64,
-    /// The copy of the segment as it was, `<file>.broken`.
+    /// The copy of the segment as it was, `<file>.broken` (`<file>.broken.N` when an earlier
+    /// repair's copy has that name).
     pub broken_copy: PathBuf,
     /// Whether the segment was removed whole (a forced cut inside its header) rather than
     /// truncated.

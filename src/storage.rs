@@ -53,6 +53,7 @@ impl StorageOptions {
     }
 
     /// The WAL's options (segment size, file system; the snap files use the same file system).
+    #[must_use]
     pub fn wal(mut self, wal: WalOptions) -> StorageOptions {
         self.wal = wal;
         self
@@ -60,6 +61,7 @@ impl StorageOptions {
 
     /// How many snapshot files [`Storage::release`] keeps (at least 1). The WAL is kept from the
     /// oldest of them on, so a damaged newest file can fall back to an older one.
+    #[must_use]
     pub fn keep_snapshots(mut self, count: usize) -> StorageOptions {
         self.keep_snapshots = count.max(1);
         self

@@ -1,7 +1,7 @@
 //! Sector sweeps: on a multi-segment log whose every save was synced, zero each 512-byte sector,
 //! fill each with random bytes, empty each segment and truncate it at every sector boundary.
 //! Every case must be an error naming the damaged segment and an offset in it, or a read that
-//! returns every entry: never a sound, shorter log. The verdict of `inspect::check` and of
+//! returns every entry: never a sound, shorter log. The verdict of `WalOptions::check` and of
 //! opening the log for write must agree.
 
 use std::fs;

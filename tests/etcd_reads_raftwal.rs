@@ -66,9 +66,13 @@ fn etcd_reads_a_multi_segment_raftwal_log() {
     );
 
     let oracle = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/etcd/oracle/run.sh");
+    // The oracle binary and Go's build cache stay in cargo's scratch space for tests.
+    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let out = Command::new("bash")
         .arg(oracle)
         .args(["-wal", dir.to_str().unwrap(), "-with-data", "-no-raw"])
+        .env("ORACLE_BIN", scratch.join("raftwal-etcd-oracle"))
+        .env("GOCACHE", scratch.join("raftwal-etcd-oracle-gocache"))
         .output()
         .unwrap();
     assert!(

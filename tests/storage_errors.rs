@@ -82,7 +82,7 @@ fn append_over_compacted_entries_is_refused() {
 }
 
 #[test]
-fn save_snap_not_newer_than_the_current_one_is_refused() {
+fn save_snapshot_not_newer_than_the_current_one_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("node");
     let mut s = Storage::create(&dir, b"", options()).unwrap();
@@ -208,11 +208,11 @@ fn a_second_open_of_a_storage_in_use_is_locked() {
     ));
 }
 
-/// Which step of `save_snap` failed decides what the caller does next: a snap file that could
+/// Which step of `Storage::save_snapshot` failed decides what the caller does next: a snap file that could
 /// not be written leaves the log writable (try again), a failed sync of the WAL's marker
 /// poisons it (reopen the storage).
 #[test]
-fn save_snap_says_whether_the_log_itself_failed() {
+fn save_snapshot_says_whether_the_log_itself_failed() {
     use raftwal::fs::sim::{Fault, FaultError, Op, SimFs};
     for (op, log_failed) in [(Op::SyncAll, false), (Op::SyncData, true)] {
         let fs = SimFs::new();

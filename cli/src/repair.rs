@@ -40,7 +40,7 @@ pub fn run(dir: &Path, dry_run: bool) -> Outcome {
         writeln!(
             out,
             "dry run: nothing changed; `raftwal repair {}` would truncate the file at offset {} \
-             and keep a copy as {}.broken",
+             and keep a copy as {}.broken (or .broken.N if that name is taken)",
             dir.display(),
             torn.offset,
             torn.file.display()
@@ -102,7 +102,8 @@ pub fn truncate_at(dir: &Path, offset: u64, dry_run: bool) -> Outcome {
         writeln!(
             out,
             "dry run: nothing changed; `raftwal repair --truncate-at {offset} {}` would {what}{}; \
-             everything cut is lost, acknowledged or not, and a copy is kept as {}.broken",
+             everything cut is lost, acknowledged or not, and a copy is kept as {}.broken (or \
+             .broken.N if that name is taken)",
             dir.display(),
             entries_text(plan.entries_after),
             plan.file.display()

@@ -1,4 +1,5 @@
-//! The log itself: create, open, append (`save`, `save_snapshot`), cut, sync, release and close.
+//! The log itself: create, open, append (`save`, `save_snapshot_marker`), cut, sync, release and
+//! close.
 //!
 //! Reading back lives in `replay.rs`, repair in `repair.rs`. Which segments a log reads and
 //! locks comes from the segment directory (`segment.rs`); what a log may do next is its
