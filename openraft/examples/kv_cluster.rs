@@ -12,7 +12,10 @@
 //! Each node's directory holds `wal/` (the raftwal log: entries, vote, committed log id) and
 //! `snapshot.bin` (the state machine's last snapshot, written atomically). Snapshots are taken
 //! every 100 logs and the log is purged behind them, so restarts replay a purged log.
-#![allow(dead_code)] // The test `tests/kv_cluster.rs` uses this file as a module.
+// The tests use this file as a module.
+#![allow(dead_code)]
+// openraft's network and storage traits return their (large) error types by value.
+#![allow(clippy::result_large_err)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;

@@ -82,6 +82,8 @@ impl Error {
 }
 
 /// Maps the store's results into openraft's.
+// openraft's traits return `StorageError` by value; its size is theirs to choose.
+#[allow(clippy::result_large_err)]
 pub(crate) trait IntoStorage<T> {
     fn storage<NID: openraft::NodeId>(
         self,
@@ -90,6 +92,7 @@ pub(crate) trait IntoStorage<T> {
     ) -> Result<T, StorageError<NID>>;
 }
 
+#[allow(clippy::result_large_err)]
 impl<T, E: Into<Error>> IntoStorage<T> for Result<T, E> {
     fn storage<NID: openraft::NodeId>(
         self,

@@ -7,6 +7,8 @@
 //! records is in the crate README.
 //!
 //! ```
+//! use std::io::Cursor;
+//!
 //! use openraft::storage::RaftLogStorage;
 //! use openraft::{Vote, BasicNode};
 //! use raftwal_openraft::LogStore;

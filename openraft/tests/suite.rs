@@ -28,6 +28,8 @@ impl StoreBuilder<TypeConfig, LogStore<TypeConfig>, KvStateMachine, tempfile::Te
 }
 
 #[test]
-fn openraft_suite_test_all_passes_on_the_raftwal_log_store() -> Result<(), StorageError<u64>> {
-    Suite::test_all(Builder)
+fn openraft_suite_test_all_passes_on_the_raftwal_log_store() {
+    if let Err(e) = Suite::test_all(Builder) {
+        panic!("openraft's suite failed on the raftwal store: {e}");
+    }
 }
