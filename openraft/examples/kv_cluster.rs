@@ -628,6 +628,22 @@ pub async fn run(params: Params) -> Result<Outcome, RunError> {
     })
 }
 
+/// Client writes per second: `params.writes_per_phase` writes from `params.clients` clients
+/// through a fresh 3-node cluster (no restart), all of them then checked on every node.
+pub async fn throughput(params: Params) -> Result<f64, RunError> {
+    let cluster = Cluster::start(params.clone()).await?;
+    cluster.leader().await?;
+    let started = Instant::now();
+    let acked = cluster.write("bench", params.writes_per_phase).await?;
+    let per_sec = acked.len() as f64 / started.elapsed().as_secs_f64();
+    let missing = cluster.missing(&acked).await?;
+    cluster.shutdown().await?;
+    if !missing.is_empty() {
+        return Err(format!("{} acknowledged writes missing", missing.len()).into());
+    }
+    Ok(per_sec)
+}
+
 /// A log store in memory, for comparing against raftwal (nothing durable).
 pub mod openraft_memstore_like {
     use super::*;

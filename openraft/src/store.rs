@@ -299,6 +299,27 @@ impl<C: RaftTypeConfig> LogStore<C> {
     }
 }
 
+impl<C> LogStore<C>
+where
+    C: RaftTypeConfig<Entry = Entry<C>>,
+    C::D: Clone,
+    C::NodeId: Into<u64>,
+{
+    /// Appends `entries` as [`RaftLogStorage::append`] does, but returns raftwal's
+    /// [`Completion`] (block on it or `.await` it) instead of taking openraft's callback, which
+    /// only openraft can build: for pipelined appends outside a raft node, and benchmarks.
+    /// The entries are readable when this returns; the completion fires after an fdatasync that
+    /// covers them, and completions fire in log order.
+    pub fn append_pipelined(&mut self, entries: Vec<Entry<C>>) -> Result<Completion, Error> {
+        self.do_append(entries)
+    }
+
+    /// The index the next entry appended gets: one past the last log id (0 for an empty log).
+    pub fn next_index(&self) -> u64 {
+        lock(&self.state).last_log_id().map_or(0, |l| l.index + 1)
+    }
+}
+
 impl<C: RaftTypeConfig> Drop for LogStore<C> {
     fn drop(&mut self) {
         // Dropping the WAL settles pending completions; the thread then fires their callbacks.
