@@ -29,6 +29,8 @@ pub enum Error {
     },
     /// A request that would break the log's invariants (a hole, a truncate of purged entries).
     Invalid(String),
+    /// The thread that fires append callbacks could not be started.
+    Thread(std::io::Error),
 }
 
 impl fmt::Display for Error {
@@ -49,6 +51,7 @@ impl fmt::Display for Error {
                 String::from_utf8_lossy(metadata)
             ),
             Error::Invalid(reason) => write!(f, "invalid log operation: {reason}"),
+            Error::Thread(e) => write!(f, "starting the callback thread: {e}"),
         }
     }
 }
@@ -58,6 +61,7 @@ impl std::error::Error for Error {
         match self {
             Error::Wal(e) => Some(e),
             Error::Codec { source, .. } => Some(source),
+            Error::Thread(e) => Some(e),
             _ => None,
         }
     }

@@ -255,7 +255,7 @@ where
                     callback.log_io_completed(completion.wait().map_err(std::io::Error::other));
                 }
             })
-            .map_err(|e| invalid(format!("starting the callback thread: {e}")))?;
+            .map_err(Error::Thread)?;
         Ok(LogStore {
             dir,
             state: Arc::new(Mutex::new(state)),

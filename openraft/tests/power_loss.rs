@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftLogReader, Vote};
-use raftwal::fs::sim::{Crash, Fill, Op, SectorLoss, SimFs};
+use raftwal::fs::sim::{Crash, Fault, FaultError, Fill, Op, SectorLoss, SimFs};
 use raftwal::fs::{FileSystem, WalFile};
 use raftwal::WalOptions;
 use raftwal_openraft::LogStore;
@@ -351,4 +351,33 @@ fn thirty_two_concurrent_appenders_share_fdatasyncs_and_lose_nothing_acknowledge
     let mut store = LogStore::<TC>::open_with(DIR, options(&disk)).unwrap();
     let entries = rt.block_on(store.try_get_log_entries(..)).unwrap();
     assert_eq!(entries.len() as u64, appends);
+}
+
+#[test]
+fn a_failed_fdatasync_reaches_openraft_as_a_storage_error_with_its_cause() {
+    let fs = disk();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut store = LogStore::<TC>::open_with(DIR, options(&fs)).unwrap();
+    fs.inject(Fault {
+        op: Some(Op::SyncData),
+        nth: fs.calls_of(Op::SyncData) + 1,
+        error: FaultError::Eio,
+        persistent: true,
+    });
+    let err = rt
+        .block_on(store.save_vote(&Vote::new(1, 1)))
+        .expect_err("the vote's fdatasync failed");
+    let message = err.to_string();
+    assert!(message.contains("Vote"), "{message}");
+    assert!(message.contains("syncing"), "{message}");
+    assert!(message.contains("Input/output error"), "{message}");
+    // The log refuses writes from then on (reopen to go on); an append's callback gets the error.
+    let append = rt.block_on(store.blocking_append([Entry {
+        log_id: log_id(1, 0),
+        payload: EntryPayload::Blank,
+    }]));
+    assert!(append.is_err());
 }
