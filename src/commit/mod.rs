@@ -131,6 +131,18 @@ impl SharedWal {
         }
     }
 
+    /// Deletes segments released by [`SharedWal::release_lock_to`], oldest first, until `keep`
+    /// segment files are left; stops at the first segment still locked (by this log or any other
+    /// process). Returns the names deleted. The same crash-safe order as
+    /// [`Storage::purge`](crate::Storage::purge): lock, remove, sync the directory, one segment at
+    /// a time, so a crash never leaves a gap. Holds the log while it deletes.
+    pub fn purge_released(&self, keep: usize) -> Result<Vec<String>> {
+        match self.shared.lock().wal.as_ref() {
+            Some(wal) => wal.purge_released(keep),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Whether the log refuses writes after a failed write or sync: every later call then
     /// fails. Reopen the log to go on; it holds every acknowledged save.
     pub fn is_poisoned(&self) -> bool {
