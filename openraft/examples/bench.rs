@@ -70,7 +70,7 @@ fn raw_fdatasync_one(path: &Path, count: usize) -> Result<Duration, Failure> {
 /// Appends `count` one-entry batches from `appenders` threads, each waiting for its
 /// completion; returns appends per second.
 fn store_appends(dir: &Path, appenders: usize, count: usize) -> Result<f64, Failure> {
-    let store = LogStore::<TypeConfig>::open_with(dir, WalOptions::new())?;
+    let store = LogStore::<TypeConfig>::open(dir, WalOptions::new())?;
     let store = Arc::new(Mutex::new(store));
     let started = Instant::now();
     let threads: Vec<_> = (0..appenders)

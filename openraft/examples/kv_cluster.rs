@@ -453,7 +453,7 @@ impl Cluster {
             let options = WalOptions::new().segment_size(self.params.segment_size);
             let deadline = Instant::now() + Duration::from_secs(10);
             let store = loop {
-                match LogStore::<TypeConfig>::open_with(dir.join("wal"), options.clone()) {
+                match LogStore::<TypeConfig>::open(dir.join("wal"), options.clone()) {
                     Err(raftwal_openraft::Error::Wal(raftwal::Error::Locked { .. }))
                         if Instant::now() < deadline =>
                     {

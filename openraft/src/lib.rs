@@ -11,6 +11,7 @@
 //!
 //! use openraft::storage::RaftLogStorage;
 //! use openraft::{Vote, BasicNode};
+//! use raftwal::WalOptions;
 //! use raftwal_openraft::LogStore;
 //!
 //! openraft::declare_raft_types!(
@@ -20,11 +21,11 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let dir = tempfile::tempdir()?;
-//! let mut store = LogStore::<Config>::open(dir.path().join("raft-log"))?;
+//! let mut store = LogStore::<Config>::open(dir.path().join("raft-log"), WalOptions::new())?;
 //! store.save_vote(&Vote::new(1, 1)).await?; // durable when it returns
 //! store.close()?;
 //!
-//! let mut store = LogStore::<Config>::open(dir.path().join("raft-log"))?;
+//! let mut store = LogStore::<Config>::open(dir.path().join("raft-log"), WalOptions::new())?;
 //! assert_eq!(store.read_vote().await?, Some(Vote::new(1, 1)));
 //! # Ok(())
 //! # }

@@ -177,17 +177,12 @@ where
     C::D: Clone,
     C::NodeId: Into<u64> + From<u64>,
 {
-    /// Opens the log store in `dir`, creating it if `dir` holds no WAL, with etcd's WAL options
-    /// (64 MB segments).
-    pub fn open(dir: impl AsRef<Path>) -> Result<LogStore<C>, Error> {
-        LogStore::open_with(dir, WalOptions::new())
-    }
-
-    /// Opens the log store in `dir` stored as `options` says, creating it if `dir` holds no WAL.
+    /// Opens the log store in `dir` stored as `options` says (`WalOptions::new()` is etcd's:
+    /// 64 MB segments), creating it if `dir` holds no WAL.
     ///
     /// Recovers every entry, the vote, the committed log id and the last purged log id that
     /// were durable. A torn tail (a crash mid-write: never acknowledged) is cut off first.
-    pub fn open_with(dir: impl AsRef<Path>, options: WalOptions) -> Result<LogStore<C>, Error> {
+    pub fn open(dir: impl AsRef<Path>, options: WalOptions) -> Result<LogStore<C>, Error> {
         let dir = dir.as_ref().to_path_buf();
         if !options.exists(&dir) {
             options.create(&dir, METADATA)?.close()?;

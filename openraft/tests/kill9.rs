@@ -102,7 +102,7 @@ async fn every_acknowledged_write_survives_a_kill_9_of_the_whole_cluster_mid_loa
             verdict.is_sound() || matches!(verdict, raftwal::Verdict::Torn { .. }),
             "node {node}: {verdict:?}"
         );
-        let mut store = LogStore::<TypeConfig>::open_with(&wal, WalOptions::new()).unwrap();
+        let mut store = LogStore::<TypeConfig>::open(&wal, WalOptions::new()).unwrap();
         let state = store.get_log_state().await.unwrap();
         let entries = store.try_get_log_entries(..).await.unwrap();
         let first = state.last_purged_log_id.map_or(0, |p| p.index + 1);

@@ -53,7 +53,7 @@ struct Outcome {
 /// The workload: votes, batches of appends, truncates (each followed by a new term, so a
 /// truncated entry's log id is never written again) and purges.
 async fn workload(fs: &SimFs, out: &mut Outcome) -> Result<(), Box<dyn std::error::Error>> {
-    let mut store = LogStore::<TC>::open_with(DIR, options(fs))?;
+    let mut store = LogStore::<TC>::open(DIR, options(fs))?;
     out.created = true;
     let mut term = 1;
     let mut next = 0;
@@ -126,7 +126,7 @@ fn check(disk: &SimFs, out: &Outcome, what: &str) {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut store = match LogStore::<TC>::open_with(DIR, options(disk)) {
+        let mut store = match LogStore::<TC>::open(DIR, options(disk)) {
             Ok(store) => store,
             Err(e) => panic!("{what}: the store does not open: {e}"),
         };
@@ -310,7 +310,7 @@ fn thirty_two_concurrent_appenders_share_fdatasyncs_and_lose_nothing_acknowledge
         .file_system(Arc::new(SlowSync(fs.clone())))
         .segment_size(64 << 20)
         .prepare_segments_in_background(false);
-    let store = LogStore::<TC>::open_with(DIR, slow).unwrap();
+    let store = LogStore::<TC>::open(DIR, slow).unwrap();
     let store = Arc::new(Mutex::new(store));
     let syncs_before = fs.calls_of(Op::SyncData);
     let appends = 32 * 20;
@@ -348,7 +348,7 @@ fn thirty_two_concurrent_appenders_share_fdatasyncs_and_lose_nothing_acknowledge
         .enable_all()
         .build()
         .unwrap();
-    let mut store = LogStore::<TC>::open_with(DIR, options(&disk)).unwrap();
+    let mut store = LogStore::<TC>::open(DIR, options(&disk)).unwrap();
     let entries = rt.block_on(store.try_get_log_entries(..)).unwrap();
     assert_eq!(entries.len() as u64, appends);
 }
@@ -360,7 +360,7 @@ fn a_failed_fdatasync_reaches_openraft_as_a_storage_error_with_its_cause() {
         .enable_all()
         .build()
         .unwrap();
-    let mut store = LogStore::<TC>::open_with(DIR, options(&fs)).unwrap();
+    let mut store = LogStore::<TC>::open(DIR, options(&fs)).unwrap();
     fs.inject(Fault {
         op: Some(Op::SyncData),
         nth: fs.calls_of(Op::SyncData) + 1,

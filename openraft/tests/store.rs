@@ -34,7 +34,7 @@ fn options() -> WalOptions {
 }
 
 fn open(dir: &Path) -> Store {
-    Store::open_with(dir, options()).expect("the store opens")
+    Store::open(dir, options()).expect("the store opens")
 }
 
 async fn entries(store: &mut Store) -> Vec<Entry<TC>> {
@@ -229,7 +229,7 @@ async fn the_directory_is_a_sound_etcd_wal_whose_records_follow_the_mapping() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("log");
     {
-        let mut store = Store::open(&dir).unwrap();
+        let mut store = Store::open(&dir, WalOptions::new()).unwrap();
         store.save_vote(&Vote::new_committed(2, 5)).await.unwrap();
         append(&mut store, (0..4).map(|i| normal(2, 5, i))).await;
         store.truncate(log_id(2, 5, 2)).await.unwrap();
@@ -259,7 +259,7 @@ async fn the_directory_is_a_sound_etcd_wal_whose_records_follow_the_mapping() {
     // committed log id (index 1) is commit 2.
     assert_eq!(hard_states.last(), Some(&(2, 13, 2)));
 
-    let mut store = Store::open(&dir).unwrap();
+    let mut store = Store::open(&dir, WalOptions::new()).unwrap();
     assert_eq!(indexes_and_terms(&mut store).await, vec![(0, 2), (1, 2)]);
     assert_eq!(store.read_committed().await.unwrap(), Some(log_id(2, 5, 1)));
 }
@@ -284,7 +284,7 @@ async fn a_second_store_on_the_same_directory_is_refused_while_the_first_is_open
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("log");
     let _first = open(&dir);
-    let second = Store::open_with(&dir, options());
+    let second = Store::open(&dir, options());
     assert!(matches!(
         second,
         Err(raftwal_openraft::Error::Wal(raftwal::Error::Locked { .. }))

@@ -21,8 +21,7 @@ impl StoreBuilder<TypeConfig, LogStore<TypeConfig>, KvStateMachine, tempfile::Te
     ) -> Result<(tempfile::TempDir, LogStore<TypeConfig>, KvStateMachine), StorageError<u64>> {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let options = WalOptions::new().segment_size(4096);
-        let store =
-            LogStore::open_with(dir.path().join("wal"), options).expect("a new log store opens");
+        let store = LogStore::open(dir.path().join("wal"), options).expect("a new log store opens");
         Ok((dir, store, KvStateMachine::in_memory()))
     }
 }
