@@ -351,12 +351,18 @@ impl RaftStorage {
     }
 }
 
-/// raft's error for an index our log does not hold.
-fn raft_error(e: Error) -> raft::Error {
-    match e {
-        Error::LogCompacted { .. } => raft::Error::Store(StorageError::Compacted),
-        Error::LogUnavailable { .. } => raft::Error::Store(StorageError::Unavailable),
-        other => raft::Error::Store(StorageError::Other(Box::new(other))),
+/// raftwal's errors in raft-rs's terms, so that `?` works inside `raft::Result` code: the
+/// conditions raft-rs handles itself become its `StorageError` variants (`Compacted`,
+/// `Unavailable`, `SnapshotOutOfDate`); everything else is `StorageError::Other`, which keeps
+/// the raftwal error (and its classification) as the source.
+impl From<Error> for raft::Error {
+    fn from(e: Error) -> raft::Error {
+        raft::Error::Store(match e {
+            Error::LogCompacted { .. } => StorageError::Compacted,
+            Error::LogUnavailable { .. } => StorageError::Unavailable,
+            Error::SnapshotOutOfDate { .. } => StorageError::SnapshotOutOfDate,
+            other => StorageError::Other(Box::new(other)),
+        })
     }
 }
 
@@ -390,7 +396,7 @@ impl raft::Storage for RaftStorage {
     }
 
     fn term(&self, idx: u64) -> raft::Result<u64> {
-        self.term_of(idx).map_err(raft_error)
+        self.term_of(idx).map_err(raft::Error::from)
     }
 
     fn first_index(&self) -> raft::Result<u64> {

@@ -247,3 +247,43 @@ fn save_snapshot_says_whether_the_log_itself_failed() {
         }
     }
 }
+
+/// `?` turns a raftwal error into raft-rs's: the conditions raft handles itself keep their
+/// raft meaning, anything else keeps the raftwal error as its source.
+#[test]
+fn raftwal_errors_convert_into_raft_errors_keeping_their_cause() {
+    fn in_raft_code(e: Error) -> raft::Result<()> {
+        Err(e)?
+    }
+    let compacted = Error::LogCompacted {
+        index: 3,
+        first_index: 5,
+    };
+    assert_eq!(
+        in_raft_code(compacted),
+        Err(raft::Error::Store(StorageError::Compacted))
+    );
+    let unavailable = Error::LogUnavailable {
+        index: 9,
+        last_index: 5,
+    };
+    assert_eq!(
+        in_raft_code(unavailable),
+        Err(raft::Error::Store(StorageError::Unavailable))
+    );
+    let corrupt = Error::Corrupt {
+        file: "/wal/0000000000000000-0000000000000000.wal".into(),
+        offset: 40,
+        reason: "damaged".into(),
+    };
+    match in_raft_code(corrupt) {
+        Err(raft::Error::Store(StorageError::Other(source))) => {
+            let source = source
+                .downcast_ref::<Error>()
+                .expect("the raftwal error is kept");
+            assert!(source.is_corruption());
+            assert_eq!(source.position().map(|(_, offset)| offset), Some(40));
+        }
+        other => panic!("{other:?}"),
+    }
+}
