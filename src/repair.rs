@@ -97,17 +97,19 @@ fn forced_cut_of(segments: Vec<OpenSegment>, options: &WalOptions) -> Result<Opt
     let last = segments.last().map(|s| s.path.clone());
     let only_segment = segments.len() == 1;
     let mut decoder = Decoder::new(segments, options.replay_read_size)?;
-    let (offset, removes_segment) = match decoder.verdict()? {
+    // A torn verdict already describes its tail; corruption in the last segment is described
+    // from where the decoder stopped, which is where the error points.
+    let (tail, removes_segment) = match decoder.verdict()? {
         Verdict::Sound => return Ok(None),
-        Verdict::Torn(torn) => (torn.offset, false),
+        Verdict::Torn(torn) => (torn, false),
         Verdict::Corrupt(e) => match (e.position(), &last) {
-            (Some((file, offset)), Some(last)) if file == last => {
+            (Some((file, _)), Some(last)) if file == last => {
                 if decoder.in_header() && only_segment {
                     return Err(Error::NotRepairable {
                         source: Box::new(e),
                     });
                 }
-                (offset, decoder.in_header())
+                (decoder.torn_tail()?, decoder.in_header())
             }
             _ => {
                 return Err(Error::NotRepairable {
@@ -116,12 +118,11 @@ fn forced_cut_of(segments: Vec<OpenSegment>, options: &WalOptions) -> Result<Opt
             }
         },
     };
-    let torn = decoder.torn_tail()?;
     Ok(Some(ForcedCut {
-        file: torn.file,
-        offset,
-        len: torn.len,
-        entries_after: torn.entries_after,
+        file: tail.file,
+        offset: tail.offset,
+        len: tail.len,
+        entries_after: tail.entries_after,
         removes_segment,
     }))
 }
@@ -228,8 +229,7 @@ fn unused_broken_name(
     dir: &Path,
     file_name: &str,
 ) -> Result<PathBuf> {
-    let first = dir.join(format!("{file_name}.broken"));
-    let mut candidate = first.clone();
+    let mut candidate = dir.join(format!("{file_name}.broken"));
     for n in 1.. {
         if !fs
             .exists(&candidate)

@@ -153,8 +153,3 @@ impl fmt::Display for Failure {
         f.write_str(&self.message)
     }
 }
-
-/// The segment file and frame offset an error names, if it names one.
-pub fn position(error: &raftwal::Error) -> Option<(&Path, u64)> {
-    error.position()
-}

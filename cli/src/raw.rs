@@ -9,7 +9,7 @@ use raftwal::WalOptions;
 use serde::Serialize;
 
 use crate::dump::{write_json, Filter};
-use crate::failure::{position, Failure};
+use crate::failure::Failure;
 use crate::log_dir::{file_name, LogDir};
 use crate::output::{base64, entry_type_name, preview};
 use crate::Outcome;
@@ -80,7 +80,7 @@ pub fn dump(log: &LogDir, filter: &Filter, json: bool, out: &mut impl Write) -> 
         let (record, payload) = match decoded {
             Ok(decoded) => decoded,
             Err(error) => {
-                let (file, offset) = match position(&error) {
+                let (file, offset) = match error.position() {
                     Some((file, offset)) => (Some(file_name(file)), Some(offset)),
                     None => (last_file, None),
                 };

@@ -11,7 +11,7 @@ use raftwal::WalOptions;
 use serde::Serialize;
 
 use crate::dump::write_json;
-use crate::failure::{code_of, position, Failure, FAILED, TORN};
+use crate::failure::{code_of, Failure, FAILED, TORN};
 use crate::log_dir::{file_name, LogDir};
 use crate::output::bytes_text;
 use crate::Outcome;
@@ -136,7 +136,7 @@ fn gather(log: &LogDir) -> Result<(Stat, Option<Failure>), Failure> {
                 })
         });
     let failure = scan.err().map(|error| {
-        let (file, offset) = match position(&error) {
+        let (file, offset) = match error.position() {
             Some((file, offset)) => (Some(file_name(file)), Some(offset)),
             None => (None, None),
         };

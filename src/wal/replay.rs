@@ -322,7 +322,7 @@ pub(crate) fn verify(dir: &Path, snapshot: &WalSnapshot, options: WalOptions) ->
 /// [`WalOptions::valid_snapshot_entries`].
 pub(crate) fn valid_snapshot_entries(dir: &Path, options: &WalOptions) -> Result<Vec<WalSnapshot>> {
     let dir = SegmentDir::new(options.file_system.clone(), dir);
-    let segments = dir.open_all(&dir.all()?, Access::Read)?;
+    let segments = dir.open_whole_log(Access::Read)?;
     let mut decoder = Decoder::new(segments, options.replay_read_size)?;
     let mut snapshots = Vec::new();
     let mut state = HardState::default();
