@@ -125,6 +125,7 @@ mod segment;
 mod segment_pipeline;
 mod snap;
 mod storage;
+pub mod store;
 mod wal;
 
 pub use applog::{AppLog, AppReplay};

@@ -1,0 +1,49 @@
+//! Where a journal's records live: the small trait between the journal and its storage.
+//!
+//! A [`Store`] keeps numbered byte records. It knows nothing of checkpoints or record types: the
+//! journal encodes those into the bytes. Group commit happens above it (the journal hands a store
+//! everything that arrived during the previous append as one batch), so a store only has to
+//! make one batch durable at a time.
+//!
+//! Two stores implement it: the file store (etcd-format segments on the local disk) and, behind
+//! the `etcd` feature, the etcd store (keys under a prefix in an etcd cluster, so the journal
+//! survives the loss of the machine).
+
+use crate::error::Result;
+
+/// Durable storage of byte records numbered 1, 2, 3, ... without gaps.
+///
+/// Only one thread calls a store at a time (the journal serializes its calls), hence `&mut
+/// self`. Every method either succeeds or returns a typed error; after an error in `append` the
+/// store refuses further appends (a failed fsync or a lost ownership cannot be retried in place)
+/// and the caller reopens it, which recovers every acknowledged record.
+pub trait Store: Send {
+    /// The lowest index still stored, or `last_index() + 1` when the store holds no records.
+    /// Records below it were deleted by [`Store::delete_before`].
+    fn first_index(&self) -> u64;
+
+    /// The highest index stored (0 for a new store).
+    fn last_index(&self) -> u64;
+
+    /// Appends `records` at indexes `last_index() + 1 ..` and returns once all of them are
+    /// durable. A crash during the call may keep a prefix of the batch, never a part of one
+    /// record and never a record without the ones before it.
+    fn append(&mut self, records: &[&[u8]]) -> Result<()>;
+
+    /// Calls `visit(index, bytes)` for every stored record from `from` (or from
+    /// [`Store::first_index`] if that is higher) to the end, in index order. Damage is an error
+    /// naming where it is, never an early end.
+    fn read_from(
+        &mut self,
+        from: u64,
+        visit: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
+    ) -> Result<()>;
+
+    /// Deletes every record below `index` (they are covered by a finalized checkpoint). Crash
+    /// safe: after a crash the store holds either the old records or none of those below
+    /// `index`, and always every record from `index` on.
+    fn delete_before(&mut self, index: u64) -> Result<()>;
+
+    /// Makes everything durable and releases the store (its lock, lease or ownership).
+    fn close(self: Box<Self>) -> Result<()>;
+}
