@@ -115,6 +115,7 @@ mod error;
 pub mod frame;
 pub mod fs;
 pub mod inspect;
+pub mod journal;
 pub mod observe;
 mod options;
 #[cfg(feature = "raft")]
@@ -132,6 +133,7 @@ pub use applog::{AppLog, AppReplay};
 pub use commit::{Completion, SharedWal, SyncPolicy};
 pub use decoder::{EntryRun, TornTail, Verdict};
 pub use error::{Error, Result};
+pub use journal::Journal;
 pub use options::{WalOptions, DEFAULT_REPLAY_READ_SIZE};
 #[cfg(feature = "raft")]
 pub use raft_storage::RaftStorage;
