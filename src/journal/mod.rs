@@ -55,9 +55,9 @@ mod recover;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-pub use codec::{Bytes, Codec, CodecError};
 #[cfg(feature = "postcard")]
 pub use codec::Postcard;
+pub use codec::{Bytes, Codec, CodecError};
 pub use commit::Appended;
 
 use crate::error::{Error, IoContext as _, Result};
