@@ -158,6 +158,12 @@ impl<C: Codec> Journal<C> {
         })
     }
 
+    /// Blocks until every record appended so far (checkpoint records included) is durable.
+    pub fn sync(&self) -> Result<()> {
+        let last = self.shared.last_index();
+        self.shared.wait(last).map(|_| ())
+    }
+
     /// The index of the last record appended (durable or not).
     pub fn last_index(&self) -> u64 {
         self.shared.last_index()
