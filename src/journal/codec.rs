@@ -109,6 +109,12 @@ where
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<T, CodecError> {
-        Ok(postcard::from_bytes(bytes)?)
+        // Bytes left over mean the record is not a `T` (another type, or another codec's
+        // bytes that happened to parse): refused, not read as something it is not.
+        let (record, rest) = postcard::take_from_bytes(bytes)?;
+        if !rest.is_empty() {
+            return Err(format!("{} bytes left after the record", rest.len()).into());
+        }
+        Ok(record)
     }
 }
