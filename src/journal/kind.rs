@@ -10,38 +10,39 @@ const CHECKPOINT_RECORD: u8 = 3;
 /// finalize can never be matched with the wrong start.
 const CHECKPOINT_FINALIZE: u8 = 4;
 
-/// What a stored record is, read from its tag.
+/// What a stored journal record is, read from its tag byte (see [`split_record`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
+#[non_exhaustive]
+pub enum RecordKind {
     /// A user record appended with `Journal::append`.
     Data,
     /// Opens a checkpoint; the checkpoint is named by this record's index.
     CheckpointStart,
     /// A user record of the open checkpoint.
     CheckpointRecord,
-    /// Completes the checkpoint started at this index.
+    /// Completes the checkpoint whose start record has this index.
     CheckpointFinalize(u64),
 }
 
-impl Kind {
-    /// The kind's name as the CLI and errors show it.
-    pub(crate) fn name(self) -> &'static str {
+impl RecordKind {
+    /// The kind's name as the CLI and errors show it (`data`, `checkpoint-start`, ...).
+    pub fn name(self) -> &'static str {
         match self {
-            Kind::Data => "data",
-            Kind::CheckpointStart => "checkpoint-start",
-            Kind::CheckpointRecord => "checkpoint-record",
-            Kind::CheckpointFinalize(_) => "checkpoint-finalize",
+            RecordKind::Data => "data",
+            RecordKind::CheckpointStart => "checkpoint-start",
+            RecordKind::CheckpointRecord => "checkpoint-record",
+            RecordKind::CheckpointFinalize(_) => "checkpoint-finalize",
         }
     }
 }
 
 /// A new record buffer holding the tag of `kind`, ready for the codec to append the payload.
-pub(crate) fn header(kind: Kind) -> Vec<u8> {
+pub(crate) fn header(kind: RecordKind) -> Vec<u8> {
     match kind {
-        Kind::Data => vec![DATA],
-        Kind::CheckpointStart => vec![CHECKPOINT_START],
-        Kind::CheckpointRecord => vec![CHECKPOINT_RECORD],
-        Kind::CheckpointFinalize(start) => {
+        RecordKind::Data => vec![DATA],
+        RecordKind::CheckpointStart => vec![CHECKPOINT_START],
+        RecordKind::CheckpointRecord => vec![CHECKPOINT_RECORD],
+        RecordKind::CheckpointFinalize(start) => {
             let mut bytes = Vec::with_capacity(9);
             bytes.push(CHECKPOINT_FINALIZE);
             bytes.extend_from_slice(&start.to_le_bytes());
@@ -51,24 +52,29 @@ pub(crate) fn header(kind: Kind) -> Vec<u8> {
 }
 
 /// Splits the stored bytes of record `index` into its kind and its payload (the codec's bytes
-/// for data and checkpoint records, empty otherwise).
-pub(crate) fn split(index: u64, bytes: &[u8]) -> Result<(Kind, &[u8])> {
+/// for data and checkpoint records, empty otherwise): the journal's view of what a store holds,
+/// for tools. A byte string no journal wrote is [`Error::BadRecord`].
+pub fn split_record(index: u64, bytes: &[u8]) -> Result<(RecordKind, &[u8])> {
     let bad = |reason: String| Error::BadRecord { index, reason };
-    let malformed = |kind: Kind| bad(format!("a {} record of {} bytes", kind.name(), bytes.len()));
+    let malformed =
+        |kind: RecordKind| bad(format!("a {} record of {} bytes", kind.name(), bytes.len()));
     let (&tag, rest) = bytes
         .split_first()
         .ok_or_else(|| bad("an empty record has no kind".into()))?;
     let kind = match tag {
-        DATA => Kind::Data,
-        CHECKPOINT_RECORD => Kind::CheckpointRecord,
-        CHECKPOINT_START if rest.is_empty() => Kind::CheckpointStart,
+        DATA => RecordKind::Data,
+        CHECKPOINT_RECORD => RecordKind::CheckpointRecord,
+        CHECKPOINT_START if rest.is_empty() => RecordKind::CheckpointStart,
         CHECKPOINT_FINALIZE if rest.len() == 8 => {
             let mut start = [0; 8];
             start.copy_from_slice(rest);
-            return Ok((Kind::CheckpointFinalize(u64::from_le_bytes(start)), &[]));
+            return Ok((
+                RecordKind::CheckpointFinalize(u64::from_le_bytes(start)),
+                &[],
+            ));
         }
-        CHECKPOINT_START => return Err(malformed(Kind::CheckpointStart)),
-        CHECKPOINT_FINALIZE => return Err(malformed(Kind::CheckpointFinalize(0))),
+        CHECKPOINT_START => return Err(malformed(RecordKind::CheckpointStart)),
+        CHECKPOINT_FINALIZE => return Err(malformed(RecordKind::CheckpointFinalize(0))),
         other => return Err(bad(format!("unknown record kind {other}"))),
     };
     Ok((kind, rest))
@@ -81,18 +87,19 @@ mod tests {
     #[test]
     fn every_kind_reads_back_as_written() {
         for kind in [
-            Kind::Data,
-            Kind::CheckpointStart,
-            Kind::CheckpointRecord,
-            Kind::CheckpointFinalize(u64::MAX - 3),
+            RecordKind::Data,
+            RecordKind::CheckpointStart,
+            RecordKind::CheckpointRecord,
+            RecordKind::CheckpointFinalize(u64::MAX - 3),
         ] {
             let mut bytes = header(kind);
-            if matches!(kind, Kind::Data | Kind::CheckpointRecord) {
+            if matches!(kind, RecordKind::Data | RecordKind::CheckpointRecord) {
                 bytes.extend_from_slice(b"payload");
             }
-            let (read, payload) = split(7, &bytes).unwrap();
+            let (read, payload) = split_record(7, &bytes).unwrap();
             assert_eq!(read, kind);
-            let expected: &[u8] = if matches!(kind, Kind::Data | Kind::CheckpointRecord) {
+            let expected: &[u8] = if matches!(kind, RecordKind::Data | RecordKind::CheckpointRecord)
+            {
                 b"payload"
             } else {
                 b""
@@ -104,7 +111,7 @@ mod tests {
     #[test]
     fn unknown_empty_and_malformed_records_are_bad_records() {
         for bytes in [&b""[..], &[9, 1][..], &[2, 0][..], &[4, 1, 2][..]] {
-            let err = split(5, bytes).unwrap_err();
+            let err = split_record(5, bytes).unwrap_err();
             assert!(matches!(err, Error::BadRecord { index: 5, .. }), "{err}");
             assert!(err.is_corruption());
         }

@@ -49,7 +49,7 @@
 
 mod codec;
 mod commit;
-pub(crate) mod kind;
+mod kind;
 mod recover;
 
 use std::sync::Arc;
@@ -59,11 +59,13 @@ use std::thread::JoinHandle;
 pub use codec::Postcard;
 pub use codec::{Bytes, Codec, CodecError};
 pub use commit::Appended;
+pub use kind::{split_record, RecordKind};
+pub use recover::ProtocolCheck;
 
 use crate::error::{Error, IoContext as _, Result};
 use crate::store::Store;
 use commit::Shared;
-use kind::{header, Kind};
+use kind::header;
 
 /// A record handed back when a journal opens, in replay order: every record of the last
 /// finalized checkpoint, then every data record after its start.
@@ -133,7 +135,7 @@ impl<C: Codec> Journal<C> {
     /// Appends a data record; the returned [`Appended`] fires when it is durable (`.wait()` it
     /// or `.await` it). An `Err` here means nothing was appended.
     pub fn append(&self, record: &C::Input) -> Result<Appended> {
-        let bytes = self.encode(Kind::Data, record)?;
+        let bytes = self.encode(RecordKind::Data, record)?;
         let index = self.shared.accept(&mut self.shared.lock(), bytes)?;
         Ok(Appended::new(self.shared.clone(), index))
     }
@@ -149,7 +151,9 @@ impl<C: Codec> Journal<C> {
                 reason: "a checkpoint is already open: finalize or drop it first",
             });
         }
-        let start = self.shared.accept(&mut st, header(Kind::CheckpointStart))?;
+        let start = self
+            .shared
+            .accept(&mut st, header(RecordKind::CheckpointStart))?;
         st.open_checkpoint = Some(start);
         Ok(Checkpoint {
             journal: self,
@@ -196,7 +200,7 @@ impl<C: Codec> Journal<C> {
         committer.join().ok()
     }
 
-    fn encode(&self, kind: Kind, record: &C::Input) -> Result<Vec<u8>> {
+    fn encode(&self, kind: RecordKind, record: &C::Input) -> Result<Vec<u8>> {
         let mut bytes = header(kind);
         self.codec
             .encode(record, &mut bytes)
@@ -240,7 +244,7 @@ impl<C: Codec> Checkpoint<'_, C> {
     /// Appends a record of the checkpoint. It becomes durable with the finalize record (or
     /// earlier, with other appends), and counts only once the checkpoint is finalized.
     pub fn append(&self, record: &C::Input) -> Result<u64> {
-        let bytes = self.journal.encode(Kind::CheckpointRecord, record)?;
+        let bytes = self.journal.encode(RecordKind::CheckpointRecord, record)?;
         self.journal
             .shared
             .accept(&mut self.journal.shared.lock(), bytes)
@@ -252,7 +256,7 @@ impl<C: Codec> Checkpoint<'_, C> {
     pub fn finalize(mut self) -> Result<Appended> {
         let shared = &self.journal.shared;
         let mut st = shared.lock();
-        let index = shared.accept(&mut st, header(Kind::CheckpointFinalize(self.start)))?;
+        let index = shared.accept(&mut st, header(RecordKind::CheckpointFinalize(self.start)))?;
         Shared::delete_after(&mut st, index, self.start);
         st.open_checkpoint = None;
         self.finalized = true;

@@ -2,7 +2,7 @@
 //! record after its start, without holding the log in memory.
 
 use super::codec::Codec;
-use super::kind::{split, Kind};
+use super::kind::{split_record, RecordKind};
 use super::Replayed;
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -14,9 +14,11 @@ pub(super) struct Found {
     pub(super) checkpoint: u64,
 }
 
-/// The first pass: the protocol as the log records it.
-#[derive(Debug, Default)]
-struct Scan {
+/// The checkpoint protocol as a journal's stored records tell it, followed record by record
+/// in index order: recovery's first pass, and what tools (`raftwal journal`) use to check a
+/// journal and find its checkpoints.
+#[derive(Debug, Default, Clone)]
+pub struct ProtocolCheck {
     /// The start of the newest checkpoint not (yet) finalized in the log.
     open: Option<u64>,
     /// Whether data records were appended since `open` started.
@@ -26,21 +28,39 @@ struct Scan {
     finalized: Option<(u64, bool)>,
 }
 
-impl Scan {
-    fn step(&mut self, index: u64, kind: Kind) -> Result<()> {
+impl ProtocolCheck {
+    /// Follows record `index` of kind `kind`; a record that breaks the protocol (a checkpoint
+    /// record outside a checkpoint, a finalize of another checkpoint than the open one) is
+    /// [`Error::BadRecord`].
+    pub fn step(&mut self, index: u64, kind: RecordKind) -> Result<()> {
+        self.follow(index, kind)
+    }
+
+    /// The start index of the last finalized checkpoint so far.
+    pub fn finalized(&self) -> Option<u64> {
+        self.finalized.map(|(start, _)| start)
+    }
+
+    /// The start index of a checkpoint started and not finalized (yet, or ever: recovery
+    /// discards it).
+    pub fn open(&self) -> Option<u64> {
+        self.open
+    }
+
+    fn follow(&mut self, index: u64, kind: RecordKind) -> Result<()> {
         let bad = |reason: String| Err(Error::BadRecord { index, reason });
         match kind {
-            Kind::Data => self.data_since_open |= self.open.is_some(),
-            Kind::CheckpointStart => {
+            RecordKind::Data => self.data_since_open |= self.open.is_some(),
+            RecordKind::CheckpointStart => {
                 // A start while another is open: that one was abandoned.
                 self.open = Some(index);
                 self.data_since_open = false;
             }
-            Kind::CheckpointRecord if self.open.is_none() => {
+            RecordKind::CheckpointRecord if self.open.is_none() => {
                 return bad("a checkpoint record outside any checkpoint".into())
             }
-            Kind::CheckpointRecord => {}
-            Kind::CheckpointFinalize(start) if self.open != Some(start) => {
+            RecordKind::CheckpointRecord => {}
+            RecordKind::CheckpointFinalize(start) if self.open != Some(start) => {
                 return bad(format!(
                     "finalizes the checkpoint started at {start}, but the open one {}",
                     match self.open {
@@ -49,7 +69,7 @@ impl Scan {
                     }
                 ))
             }
-            Kind::CheckpointFinalize(start) => {
+            RecordKind::CheckpointFinalize(start) => {
                 self.finalized = Some((start, self.data_since_open));
                 self.open = None;
             }
@@ -70,9 +90,9 @@ pub(super) fn recover<C: Codec>(
     visit: &mut dyn FnMut(Replayed<C::Record>),
 ) -> Result<Found> {
     let first = store.first_index();
-    let mut scan = Scan::default();
+    let mut scan = ProtocolCheck::default();
     store.read_from(first, &mut |index, bytes| {
-        let (kind, _) = split(index, bytes)?;
+        let (kind, _) = split_record(index, bytes)?;
         scan.step(index, kind)
     })?;
     let Some((start, data_inside)) = scan.finalized else {
@@ -123,14 +143,14 @@ fn deliver<C: Codec>(
     // Inside the checkpoint started at `from` until its finalize record.
     let mut inside = false;
     store.read_from(from, &mut |index, bytes| {
-        let (kind, payload) = split(index, bytes)?;
+        let (kind, payload) = split_record(index, bytes)?;
         match kind {
-            Kind::CheckpointStart if index == from => inside = true,
-            Kind::CheckpointFinalize(start) if start == from => inside = false,
-            Kind::CheckpointRecord if inside && what != Deliver::Data => {
+            RecordKind::CheckpointStart if index == from => inside = true,
+            RecordKind::CheckpointFinalize(start) if start == from => inside = false,
+            RecordKind::CheckpointRecord if inside && what != Deliver::Data => {
                 visit(Replayed::Checkpoint(decode(index, payload)?))
             }
-            Kind::Data if what != Deliver::Checkpoint => visit(Replayed::Data {
+            RecordKind::Data if what != Deliver::Checkpoint => visit(Replayed::Data {
                 index,
                 record: decode(index, payload)?,
             }),
