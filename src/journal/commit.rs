@@ -11,6 +11,11 @@ use std::task::{Context, Poll, Waker};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
+/// Bytes queued for the store beyond which appenders wait for the store to catch up, so a
+/// journal fed faster than its store can write holds at most this much (plus one batch in
+/// flight) in memory.
+pub(super) const MAX_QUEUED_BYTES: usize = 16 << 20;
+
 /// The state appenders, waiters and the committer share.
 #[derive(Debug)]
 pub(super) struct Shared {
@@ -25,6 +30,8 @@ pub(super) struct Shared {
 pub(super) struct State {
     /// Encoded records accepted but not yet handed to the store, in log order.
     queue: Vec<Vec<u8>>,
+    /// The bytes in `queue`.
+    queued_bytes: usize,
     /// The index the next accepted record gets.
     next: u64,
     /// Every record up to here is durable.
@@ -51,6 +58,7 @@ impl Shared {
         Shared {
             state: Mutex::new(State {
                 queue: Vec::new(),
+                queued_bytes: 0,
                 next: last + 1,
                 durable: last,
                 deletions: BTreeMap::new(),
@@ -71,6 +79,16 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Locks the state once the queue has room for another record (or the journal failed or
+    /// is closing, which `accept` reports): backpressure on appenders of a slow store.
+    pub(super) fn lock_with_room(&self) -> MutexGuard<'_, State> {
+        let mut st = self.lock();
+        while st.queued_bytes >= MAX_QUEUED_BYTES && st.failed.is_none() && !st.closing {
+            st = self.progress.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        st
+    }
+
     /// Queues `record` and returns its index, unless the journal failed or is closing.
     pub(super) fn accept(&self, st: &mut State, record: Vec<u8>) -> Result<u64> {
         if let Some(e) = &st.failed {
@@ -84,6 +102,7 @@ impl Shared {
             });
         }
         let index = st.next;
+        st.queued_bytes += record.len();
         st.queue.push(record);
         st.next += 1;
         if st.queue.len() == 1 {
@@ -141,6 +160,7 @@ impl Shared {
     /// The committer thread: owns the store until the journal closes or the store fails, and
     /// gives it back for closing.
     pub(super) fn run_committer(&self, mut store: Box<dyn Store>) -> Box<dyn Store> {
+        let _unwinding = FailOnPanic(self);
         let mut st = self.lock();
         loop {
             while st.queue.is_empty() && !st.closing {
@@ -150,6 +170,7 @@ impl Shared {
                 return store;
             }
             let batch = std::mem::take(&mut st.queue);
+            st.queued_bytes = 0;
             let last = st.next - 1;
             let rest = st.deletions.split_off(&(last + 1));
             let delete_before = std::mem::replace(&mut st.deletions, rest)
@@ -178,6 +199,7 @@ impl Shared {
                     tracing::error!(error = %e, "journal store failed; the journal stops");
                     st.failed = Some(e);
                     st.queue.clear();
+                    st.queued_bytes = 0;
                 }
             }
             let woken = if failed {
@@ -196,6 +218,28 @@ impl Shared {
             if failed {
                 return store;
             }
+        }
+    }
+}
+
+/// Fails the journal if the committer thread panics (a store that panics), so that waiters get
+/// an error instead of waiting forever.
+struct FailOnPanic<'a>(&'a Shared);
+
+impl Drop for FailOnPanic<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let mut st = self.0.lock();
+        st.failed.get_or_insert(Error::Poisoned {
+            reason: "the journal's store panicked".into(),
+        });
+        let woken = std::mem::take(&mut st.wakers);
+        drop(st);
+        self.0.progress.notify_all();
+        for waker in woken.into_values() {
+            waker.wake();
         }
     }
 }

@@ -136,7 +136,9 @@ impl<C: Codec> Journal<C> {
     /// or `.await` it). An `Err` here means nothing was appended.
     pub fn append(&self, record: &C::Input) -> Result<Appended> {
         let bytes = self.encode(RecordKind::Data, record)?;
-        let index = self.shared.accept(&mut self.shared.lock(), bytes)?;
+        let index = self
+            .shared
+            .accept(&mut self.shared.lock_with_room(), bytes)?;
         Ok(Appended::new(self.shared.clone(), index))
     }
 
@@ -188,16 +190,19 @@ impl<C: Codec> Journal<C> {
     /// or lease). Records still pending are acknowledged if their append succeeds.
     pub fn close(mut self) -> Result<()> {
         match self.stop() {
-            Some(store) => store.close(),
+            Some(Ok(store)) => store.close(),
+            Some(Err(e)) => Err(e),
             None => Ok(()),
         }
     }
 
     /// Stops the committer once it has drained the queue; returns the store.
-    fn stop(&mut self) -> Option<Box<dyn Store>> {
+    fn stop(&mut self) -> Option<Result<Box<dyn Store>>> {
         let committer = self.committer.take()?;
         self.shared.close();
-        committer.join().ok()
+        Some(committer.join().map_err(|_| Error::Poisoned {
+            reason: "the journal's store panicked".into(),
+        }))
     }
 
     fn encode(&self, kind: RecordKind, record: &C::Input) -> Result<Vec<u8>> {
@@ -247,7 +252,7 @@ impl<C: Codec> Checkpoint<'_, C> {
         let bytes = self.journal.encode(RecordKind::CheckpointRecord, record)?;
         self.journal
             .shared
-            .accept(&mut self.journal.shared.lock(), bytes)
+            .accept(&mut self.journal.shared.lock_with_room(), bytes)
     }
 
     /// Appends the finalize record; the returned [`Appended`] fires once it is durable and the
