@@ -251,6 +251,20 @@ fn check_state(out: &Outcome, disk: &SimFs, crash: Crash, what: &str, t: &mut Ta
         .unwrap_or_else(|e| panic!("{what}: appending after recovery: {e}"));
     assert_eq!(next, len + 1, "{what}");
     journal.close().unwrap();
+    if checkpoint > 0 {
+        // Opening finished a purge the crash interrupted: of the segments starting before the
+        // checkpoint, only the one holding its start is left.
+        let before = options(disk)
+            .segments(DIR)
+            .unwrap()
+            .iter()
+            .filter(|s| s.index < checkpoint)
+            .count();
+        assert!(
+            before <= 1,
+            "{what}: {before} segments start before the checkpoint"
+        );
+    }
 }
 
 /// The start of the last checkpoint finalized within the first `len` records (0: none).
