@@ -8,6 +8,10 @@
 //! Two stores implement it: the file store (etcd-format segments on the local disk) and, behind
 //! the `etcd` feature, the etcd store (keys under a prefix in an etcd cluster, so the journal
 //! survives the loss of the machine).
+//!
+//! A new store proves itself with the same scenarios as these two: the repository's
+//! `tests/support/journal_protocol.rs` runs the store contract and the journal's checkpoint
+//! protocol on any store, given a function that opens it again.
 
 mod file;
 
