@@ -129,25 +129,42 @@ impl AppLog {
                 reason: "a checkpoint cannot be past the last record",
             });
         }
-        if checkpoint <= self.checkpoint {
+        if checkpoint < self.checkpoint {
             return Ok(());
         }
-        // A snapshot marker counts only up to the last commit: commit everything, then mark.
-        // `save_snapshot_marker` syncs both.
-        let commit = HardState {
-            term: TERM,
-            commit: self.wal.last_index(),
-            ..Default::default()
-        };
-        self.wal.save(&commit, &[])?;
-        self.wal
-            .save_snapshot_marker(&WalSnapshot::new(checkpoint, TERM))?;
-        self.checkpoint = checkpoint;
+        if checkpoint > self.checkpoint {
+            // A snapshot marker counts only up to the last commit: commit everything, then
+            // mark. `save_snapshot_marker` syncs both.
+            let commit = HardState {
+                term: TERM,
+                commit: self.wal.last_index(),
+                ..Default::default()
+            };
+            self.wal.save(&commit, &[])?;
+            self.wal
+                .save_snapshot_marker(&WalSnapshot::new(checkpoint, TERM))?;
+            self.checkpoint = checkpoint;
+        }
+        // At the current checkpoint the purge still runs: it finishes one a crash interrupted.
         // A reopen reads from the last segment starting at or below the checkpoint; every
         // segment before it goes, in the segment directory's one crash-safe purge order.
         self.wal.release_lock_to(checkpoint + 1)?;
         self.wal.purge_released(0)?;
         Ok(())
+    }
+
+    /// The snapshot marker a reader of the log starts from: the newest checkpoint.
+    pub(crate) fn checkpoint_marker(&self) -> WalSnapshot {
+        match self.checkpoint {
+            0 => WalSnapshot::default(),
+            index => WalSnapshot::new(index, TERM),
+        }
+    }
+
+    /// Reads past the old records of an opened log that was not replayed, so that
+    /// [`AppLog::last_index`] is the last record on disk.
+    pub(crate) fn read_to_end(&mut self) -> Result<()> {
+        self.skip_replay()
     }
 
     /// Whether the log refuses writes after a failure (see [`Wal::is_poisoned`]).

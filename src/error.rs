@@ -141,8 +141,9 @@ pub enum Error {
         reason: &'static str,
     },
 
-    /// A raft message could not be encoded (raft-proto refused it); nothing was written.
-    #[error("cannot encode a raft message: {reason}")]
+    /// A raft message or a journal record could not be encoded (raft-proto or the journal's
+    /// codec refused it); nothing was written.
+    #[error("cannot encode a record: {reason}")]
     Encode {
         /// raft-proto's error.
         reason: String,
@@ -228,6 +229,17 @@ pub enum Error {
         /// The index of the newest snapshot.
         snapshot_index: u64,
     },
+
+    /// A journal record cannot be read back: a kind the journal does not know, a checkpoint
+    /// record that breaks the checkpoint protocol, or bytes the journal's codec refuses (which
+    /// also happens when a journal is opened with another codec than the one that wrote it).
+    #[error("journal record {index}: {reason}")]
+    BadRecord {
+        /// The record's index in the store.
+        index: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// `Result` with raftwal's [`Error`].
@@ -253,7 +265,8 @@ impl Error {
             | Error::SnapshotMismatch { .. }
             | Error::SnapshotNotFound { .. }
             | Error::SegmentGap { .. }
-            | Error::SnapshotFileMissing { .. } => true,
+            | Error::SnapshotFileMissing { .. }
+            | Error::BadRecord { .. } => true,
             Error::NotRepairable { source } => source.is_corruption(),
             _ => false,
         }

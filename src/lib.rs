@@ -77,7 +77,8 @@
 //! **[`AppLog`] for plain journals**: durable byte records numbered from 1, replay from any
 //! index, and truncation of the front after a checkpoint, on the same engine (the directory is
 //! an ordinary etcd WAL, so the CLI works on it). [`SharedWal`] adds group commit: many
-//! threads' saves made durable by one fdatasync.
+//! threads' saves made durable by one fdatasync. A [`Journal`] adds checkpoints, typed records
+//! and completions on top, on any [`store::Store`] (see [`journal`]).
 //!
 //! ```
 //! use raftwal::{AppLog, WalOptions};
@@ -102,6 +103,7 @@
 //! - `raft`: [`RaftStorage`], raft-rs's `Storage` on a raftwal storage (pulls the `raft`
 //!   crate, which raft-rs users have already).
 //! - `sim`: [`fs::sim`], the simulated crashing disk, for tests of code built on raftwal.
+//! - `postcard`: `journal::Postcard`, journal records of any serde type.
 //!
 //! Damage is never read as a clean end of the log: see [`Verdict`], [`Error::is_torn`],
 //! [`Error::is_corruption`] and `docs/DURABILITY.md`.
@@ -115,6 +117,7 @@ mod error;
 pub mod frame;
 pub mod fs;
 pub mod inspect;
+pub mod journal;
 pub mod observe;
 mod options;
 #[cfg(feature = "raft")]
@@ -132,6 +135,7 @@ pub use applog::{AppLog, AppReplay};
 pub use commit::{Completion, SharedWal, SyncPolicy};
 pub use decoder::{EntryRun, TornTail, Verdict};
 pub use error::{Error, Result};
+pub use journal::Journal;
 pub use options::{WalOptions, DEFAULT_REPLAY_READ_SIZE};
 #[cfg(feature = "raft")]
 pub use raft_storage::RaftStorage;

@@ -7,6 +7,7 @@
 mod bench;
 mod dump;
 mod failure;
+mod journal;
 mod log_dir;
 mod output;
 mod progress;
@@ -73,6 +74,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A journal's records with their kinds, and the checkpoint recovery starts from.
+    #[command(after_help = EXIT_CODES)]
+    Journal(journal::Args),
     /// Measure raftwal's workloads beside the raw limit of the same disk.
     #[command(after_help = EXIT_CODES)]
     Bench(bench::Args),
@@ -101,6 +105,7 @@ fn main() -> ExitCode {
             truncate_at: Some(offset),
         } => repair::truncate_at(&dir, offset, dry_run),
         Command::Stat { dir, json } => stat::run(&dir, json),
+        Command::Journal(args) => journal::run(&args),
         Command::Bench(args) => bench::run(&args),
     };
     match result {

@@ -8,6 +8,14 @@
 //! Two stores implement it: the file store (etcd-format segments on the local disk) and, behind
 //! the `etcd` feature, the etcd store (keys under a prefix in an etcd cluster, so the journal
 //! survives the loss of the machine).
+//!
+//! A new store proves itself with the same scenarios as these two: the repository's
+//! `tests/support/journal_protocol.rs` runs the store contract and the journal's checkpoint
+//! protocol on any store, given a function that opens it again.
+
+mod file;
+
+pub use file::FileStore;
 
 use crate::error::Result;
 
@@ -46,4 +54,36 @@ pub trait Store: Send {
 
     /// Makes everything durable and releases the store (its lock, lease or ownership).
     fn close(self: Box<Self>) -> Result<()>;
+}
+
+/// A boxed store is a store, so code that picks its store at run time (`Box<dyn Store>`) hands
+/// it to the journal like a concrete one.
+impl Store for Box<dyn Store> {
+    fn first_index(&self) -> u64 {
+        (**self).first_index()
+    }
+
+    fn last_index(&self) -> u64 {
+        (**self).last_index()
+    }
+
+    fn append(&mut self, records: &[&[u8]]) -> Result<()> {
+        (**self).append(records)
+    }
+
+    fn read_from(
+        &mut self,
+        from: u64,
+        visit: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        (**self).read_from(from, visit)
+    }
+
+    fn delete_before(&mut self, index: u64) -> Result<()> {
+        (**self).delete_before(index)
+    }
+
+    fn close(self: Box<Self>) -> Result<()> {
+        (*self).close()
+    }
 }
