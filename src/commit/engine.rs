@@ -11,10 +11,12 @@
 //! made durable, after dropping the lock, and they return without taking the lock again.
 //!
 //! A leader may first *gather*: when the last sync released callers that block (a closed loop
-//! of writers, each saving again as soon as its save is durable), it waits, for at most half the
-//! last fdatasync's time, until those callers are back, so one fdatasync covers them all instead
-//! of the batch splitting into two half-size cohorts that alternate. A gather that times out
-//! turns gathering off for the next sync, so writers that do not come back cost little.
+//! of writers, each saving again as soon as its save is durable), it waits, for at most the last
+//! fdatasync's time, until those callers are back, so one fdatasync covers them all instead of
+//! the batch splitting into two half-size cohorts that alternate. Waiting as long as one
+//! fdatasync is the break-even point: two alternating half batches also take two fdatasyncs
+//! per writer round. A gather that times out turns gathering off for the next sync, so writers
+//! that do not come back cost little.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
@@ -343,7 +345,7 @@ impl Shared {
     }
 
     /// Before leading: waits (without the lock) for the callers the last sync released to
-    /// save again, for at most half the last fdatasync's time. Returns the lock; the caller
+    /// save again, for at most the last fdatasync's time. Returns the lock; the caller
     /// leads unless a sync started meanwhile.
     fn gather<'a>(
         &'a self,
@@ -353,7 +355,7 @@ impl Shared {
         if !self.should_gather(&st, leader) {
             return st;
         }
-        let deadline = Instant::now() + (st.last_sync_took / 2).min(MAX_GATHER);
+        let deadline = Instant::now() + st.last_sync_took.min(MAX_GATHER);
         st.gathering = true;
         let mut timed_out = false;
         match leader {
