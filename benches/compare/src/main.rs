@@ -24,17 +24,20 @@ struct Sizes {
     w1_saves: u64,
     /// W2 runs once per writer count.
     w2_writers: Vec<usize>,
-    /// Saves per W2 run (all writers together, all rounds).
-    w2_saves: u64,
+    /// Saves each W2 writer makes per round.
+    w2_saves_per_writer: u64,
+    /// Fewest saves of a W2 round (all writers together), so that few writers still make a
+    /// long enough run.
+    w2_min_round: u64,
     w3_bytes: u64,
     w5_entries: u64,
 }
 
 impl Sizes {
-    /// Saves each of `writers` W2 writers makes per round: the run's saves shared out, but at
-    /// least 25 per writer so that starting the threads does not dominate.
-    fn w2_per_thread(&self, writers: usize, rounds: u64) -> u64 {
-        (self.w2_saves / rounds / writers as u64).max(25)
+    /// Saves each of `writers` W2 writers makes per round.
+    fn w2_per_thread(&self, writers: usize) -> u64 {
+        self.w2_saves_per_writer
+            .max(self.w2_min_round.div_ceil(writers as u64))
     }
 
     fn scaled(scale: f64) -> Sizes {
@@ -42,7 +45,8 @@ impl Sizes {
         Sizes {
             w1_saves: s(2000.0),
             w2_writers: vec![1, 4, 8, 32],
-            w2_saves: s(3200.0),
+            w2_saves_per_writer: s(100.0),
+            w2_min_round: s(400.0),
             w3_bytes: s((1u64 << 30) as f64),
             w5_entries: s(4_000_000.0),
         }
@@ -227,12 +231,13 @@ fn main() -> Res<()> {
 
     println!("{}", machine::describe(&args.dir));
     println!(
-        "scale {} (W1 {} saves; W2 {:?} writers, {} saves or 25 per writer and round; W3 {} MiB of 4 KiB entries; W5 {} entries of 64 B)\n\
+        "scale {} (W1 {} saves; W2 {:?} writers, {} saves per writer and round, at least {} per round; W3 {} MiB of 4 KiB entries; W5 {} entries of 64 B)\n\
          fdatasync: {} rounds of 4 KiB pwrite + fdatasync into a preallocated file, right before every synced run; load: 1-minute load average at the start of each run\n",
         args.scale,
         sizes.w1_saves,
         sizes.w2_writers,
-        sizes.w2_saves,
+        sizes.w2_saves_per_writer,
+        sizes.w2_min_round,
         sizes.w3_bytes >> 20,
         sizes.w5_entries,
         disk::PROBE_SYNCS,
@@ -278,7 +283,7 @@ fn main() -> Res<()> {
     }
     if wants("w2") {
         for &writers in &sizes.w2_writers {
-            let per_thread = sizes.w2_per_thread(writers, ROUNDS);
+            let per_thread = sizes.w2_per_thread(writers);
             let mut samples = vec![Sample::default(); systems.len()];
             for _ in 0..ROUNDS {
                 for (system, total) in systems.iter().zip(&mut samples) {
