@@ -25,6 +25,7 @@
 mod completion;
 mod engine;
 mod policy;
+mod slot;
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -107,6 +108,38 @@ impl SharedWal {
         let id = Shared::last_accepted(&st);
         drop(st);
         Ok(Completion::new(self.shared.clone(), id, target))
+    }
+
+    /// Numbers `entries` to follow the last entry written (their `index` fields are
+    /// overwritten: `last_index() + 1`, `+ 2`, ...), appends them like [`SharedWal::save`] and
+    /// returns the index of the last one once the save is acknowledged.
+    ///
+    /// Numbering and writing happen under the same lock, so entries appended by any number of
+    /// threads at once are contiguous and stored in index order. For a log whose callers do
+    /// not number entries themselves (a journal shared by many threads).
+    pub fn append(&self, hard_state: &HardState, entries: &mut [Entry]) -> Result<u64> {
+        let mut st = self.shared.lock();
+        let last = Shared::number(&mut st, entries)?;
+        let (st, target) = self.shared.accept(st, hard_state, entries);
+        self.shared.wait_durable(st, target?)?;
+        Ok(last)
+    }
+
+    /// [`SharedWal::append`] in the pipelined form of [`SharedWal::submit`]: returns the index
+    /// of the last entry and a [`Completion`] as soon as the save is written.
+    pub fn submit_append(
+        &self,
+        hard_state: &HardState,
+        entries: &mut [Entry],
+    ) -> Result<(u64, Completion)> {
+        let mut st = self.shared.lock();
+        let last = Shared::number(&mut st, entries)?;
+        let (mut st, target) = self.shared.accept(st, hard_state, entries);
+        let target = target?;
+        self.shared.want_async(&mut st, target);
+        let id = Shared::last_accepted(&st);
+        drop(st);
+        Ok((last, Completion::new(self.shared.clone(), id, target)))
     }
 
     /// Makes every save accepted so far durable, whatever the policy.

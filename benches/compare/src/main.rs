@@ -7,6 +7,7 @@
 //! cargo run --release --manifest-path benches/compare/Cargo.toml -- [--quick | --scale F] [--dir PATH] [--only w1,w2,...]
 //! ```
 
+mod disk;
 mod machine;
 mod sample;
 mod systems;
@@ -21,19 +22,31 @@ use systems::{Bulk, Res, System};
 /// Sizes of the full run; `--scale` multiplies them, `--quick` is `--scale 0.0625`.
 struct Sizes {
     w1_saves: u64,
-    w2_threads: usize,
-    w2_saves_per_thread: u64,
+    /// W2 runs once per writer count.
+    w2_writers: Vec<usize>,
+    /// Saves each W2 writer makes per round.
+    w2_saves_per_writer: u64,
+    /// Fewest saves of a W2 round (all writers together), so that few writers still make a
+    /// long enough run.
+    w2_min_round: u64,
     w3_bytes: u64,
     w5_entries: u64,
 }
 
 impl Sizes {
+    /// Saves each of `writers` W2 writers makes per round.
+    fn w2_per_thread(&self, writers: usize) -> u64 {
+        self.w2_saves_per_writer
+            .max(self.w2_min_round.div_ceil(writers as u64))
+    }
+
     fn scaled(scale: f64) -> Sizes {
         let s = |v: f64| (v * scale).max(1.0) as u64;
         Sizes {
             w1_saves: s(2000.0),
-            w2_threads: 32,
-            w2_saves_per_thread: s(100.0),
+            w2_writers: vec![1, 4, 8, 32],
+            w2_saves_per_writer: s(100.0),
+            w2_min_round: s(400.0),
             w3_bytes: s((1u64 << 30) as f64),
             w5_entries: s(4_000_000.0),
         }
@@ -45,6 +58,7 @@ struct Args {
     dir: PathBuf,
     only: Option<Vec<String>>,
     systems: Option<Vec<String>>,
+    writers: Option<Vec<usize>>,
 }
 
 fn parse_args() -> Res<Args> {
@@ -53,6 +67,7 @@ fn parse_args() -> Res<Args> {
         dir: std::env::temp_dir().join("raftwal-compare"),
         only: None,
         systems: None,
+        writers: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -64,6 +79,11 @@ fn parse_args() -> Res<Args> {
                 let list = it.next().ok_or("--only needs a list like w1,w3")?;
                 args.only = Some(list.split(',').map(|s| s.to_lowercase()).collect());
             }
+            "--writers" => {
+                let list = it.next().ok_or("--writers needs a list like 1,4,8,32")?;
+                let parsed: Result<Vec<usize>, _> = list.split(',').map(str::parse).collect();
+                args.writers = Some(parsed?);
+            }
             "--systems" => {
                 let list = it.next().ok_or("--systems needs a list like raw,raftwal")?;
                 args.systems = Some(list.split(',').map(|s| s.to_lowercase()).collect());
@@ -71,7 +91,7 @@ fn parse_args() -> Res<Args> {
             "-h" | "--help" => {
                 println!(
                     "usage: raftwal-compare [--quick | --scale F] [--dir PATH] [--only w1,w2,w3,w5]\n\
-                     \x20      [--systems raw,raftwal,raft-engine,okaywal]\n\
+                     \x20      [--systems raw,raftwal,raft-engine,okaywal] [--writers 1,4,8,32]\n\
                      W4 (replay) runs with W3."
                 );
                 std::process::exit(0);
@@ -84,7 +104,7 @@ fn parse_args() -> Res<Args> {
 
 /// One row of the table.
 struct Row {
-    workload: &'static str,
+    workload: String,
     system: &'static str,
     sample: Sample,
     /// For W4: the time `cat` takes to read the same files, as a rate of the same payload.
@@ -94,7 +114,7 @@ struct Row {
 impl Row {
     /// The workload's headline number: entries/s for the save workloads, MB/s for bulk ones.
     fn primary(&self) -> f64 {
-        match self.workload {
+        match self.workload.as_str() {
             "W3" | "W4" => self.sample.mb_per_sec(),
             _ => self.sample.entries_per_sec(),
         }
@@ -153,13 +173,13 @@ fn tag_of(system: &dyn System) -> &'static str {
 /// Adds a row and shows it at once (the table comes at the end).
 fn push(
     rows: &mut Vec<Row>,
-    workload: &'static str,
+    workload: &str,
     system: &dyn System,
     sample: Sample,
     cat_mb_per_sec: Option<f64>,
 ) {
     let row = Row {
-        workload,
+        workload: workload.to_string(),
         system: system.name(),
         sample,
         cat_mb_per_sec,
@@ -184,6 +204,17 @@ fn keep_best(slot: &mut Option<Sample>, sample: Sample) -> bool {
     better
 }
 
+/// The W2 workload's label for `writers` writers; sorts in writer order.
+fn w2_label(writers: usize) -> String {
+    format!("W2 {writers:>2}w")
+}
+
+/// The disk's fdatasync latencies and the load average, right before a synced run in `dir`.
+fn conditions(dir: &Path) -> Res<(Vec<std::time::Duration>, Vec<f64>)> {
+    let load = disk::load_average().into_iter().collect();
+    Ok((disk::probe_fdatasync(dir, disk::PROBE_SYNCS)?, load))
+}
+
 /// Writes back every dirty page of the machine, so one run's leftovers do not slow the next.
 fn sync_all() {
     let _ = Command::new("sync").status();
@@ -191,19 +222,25 @@ fn sync_all() {
 
 fn main() -> Res<()> {
     let args = parse_args()?;
-    let sizes = Sizes::scaled(args.scale);
+    let mut sizes = Sizes::scaled(args.scale);
+    if let Some(writers) = &args.writers {
+        sizes.w2_writers = writers.clone();
+    }
     std::fs::create_dir_all(&args.dir)?;
     let wants = |w: &str| args.only.as_ref().is_none_or(|o| o.iter().any(|x| x == w));
 
     println!("{}", machine::describe(&args.dir));
     println!(
-        "scale {} (W1 {} saves; W2 {} writers x {} saves; W3 {} MiB of 4 KiB entries; W5 {} entries of 64 B)\n",
+        "scale {} (W1 {} saves; W2 {:?} writers, {} saves per writer and round, at least {} per round; W3 {} MiB of 4 KiB entries; W5 {} entries of 64 B)\n\
+         fdatasync: {} rounds of 4 KiB pwrite + fdatasync into a preallocated file, right before every synced run; load: 1-minute load average at the start of each run\n",
         args.scale,
         sizes.w1_saves,
-        sizes.w2_threads,
-        sizes.w2_saves_per_thread,
+        sizes.w2_writers,
+        sizes.w2_saves_per_writer,
+        sizes.w2_min_round,
         sizes.w3_bytes >> 20,
-        sizes.w5_entries
+        sizes.w5_entries,
+        disk::PROBE_SYNCS,
     );
 
     let all: [&dyn System; 4] = [
@@ -231,9 +268,12 @@ fn main() -> Res<()> {
         for _ in 0..ROUNDS {
             for (system, total) in systems.iter().zip(&mut samples) {
                 let dir = fresh_dir(&args.dir, &format!("w1-{}", tag_of(*system)))?;
-                total.merge(with_cpu(|| {
-                    system.synced_saves(&dir, sizes.w1_saves.div_ceil(ROUNDS))
-                })?);
+                let (fsync, load) = conditions(&dir)?;
+                let mut sample =
+                    with_cpu(|| system.synced_saves(&dir, sizes.w1_saves.div_ceil(ROUNDS)))?;
+                sample.fsync = fsync;
+                sample.load = load;
+                total.merge(sample);
                 std::fs::remove_dir_all(&dir)?;
             }
         }
@@ -242,19 +282,26 @@ fn main() -> Res<()> {
         }
     }
     if wants("w2") {
-        let mut samples = vec![Sample::default(); systems.len()];
-        for _ in 0..ROUNDS {
-            for (system, total) in systems.iter().zip(&mut samples) {
-                let dir = fresh_dir(&args.dir, &format!("w2-{}", tag_of(*system)))?;
-                let per_thread = sizes.w2_saves_per_thread.div_ceil(ROUNDS);
-                total.merge(with_cpu(|| {
-                    system.concurrent_saves(&dir, sizes.w2_threads, per_thread)
-                })?);
-                std::fs::remove_dir_all(&dir)?;
+        for &writers in &sizes.w2_writers {
+            let per_thread = sizes.w2_per_thread(writers);
+            let mut samples = vec![Sample::default(); systems.len()];
+            for _ in 0..ROUNDS {
+                for (system, total) in systems.iter().zip(&mut samples) {
+                    let dir = fresh_dir(&args.dir, &format!("w2-{}", tag_of(*system)))?;
+                    let (fsync, load) = conditions(&dir)?;
+                    let mut sample =
+                        with_cpu(|| system.concurrent_saves(&dir, writers, per_thread))?;
+                    sample.fsync = fsync;
+                    sample.load = load;
+                    total.merge(sample);
+                    // A rate only counts for a usable log: every entry, in index order.
+                    system.check_concurrent_saves(&dir, writers, per_thread)?;
+                    std::fs::remove_dir_all(&dir)?;
+                }
             }
-        }
-        for (system, sample) in systems.iter().zip(samples) {
-            push(&mut rows, "W2", *system, sample, None);
+            for (system, sample) in systems.iter().zip(samples) {
+                push(&mut rows, &w2_label(writers), *system, sample, None);
+            }
         }
     }
     // Bulk workloads: interleaved rounds as well; each system keeps its best round (the page
@@ -329,20 +376,33 @@ fn main() -> Res<()> {
             }
         }
     }
-    rows.sort_by_key(|r| r.workload);
+    rows.sort_by(|a, b| a.workload.cmp(&b.workload));
     print_table(&mut rows);
-    print_targets(&rows);
+    print_targets(&mut rows);
     Ok(())
+}
+
+/// The row label of a system in a workload: W2's raw limit is the ideal group commit.
+fn display_name(row: &Row) -> String {
+    match row.workload.strip_prefix("W2 ") {
+        Some(w) if row.system == "raw limit" => {
+            format!(
+                "ideal: 1 writer, {} per fdatasync",
+                w.trim().trim_end_matches('w')
+            )
+        }
+        _ => row.system.to_string(),
+    }
 }
 
 fn print_table(rows: &mut [Row]) {
     println!(
-        "| workload | system | entries/s | MB/s | p50 | p99 | CPU us/entry | x raw limit | x best peer | x cat |"
+        "| workload | system | entries/s | MB/s | p50 | p99 | CPU us/entry | x raw limit | x best peer | x cat | fdatasync p50 / p99 | load |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    let snapshot: Vec<(&'static str, &'static str, f64)> = rows
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let snapshot: Vec<(String, &'static str, f64)> = rows
         .iter()
-        .map(|r| (r.workload, r.system, r.primary()))
+        .map(|r| (r.workload.clone(), r.system, r.primary()))
         .collect();
     for row in rows.iter_mut() {
         let find = |system: &str| {
@@ -369,9 +429,9 @@ fn print_table(rows: &mut [Row]) {
         let p99 = format_latency(row.sample.quantile(0.99));
         let cpu = row.sample.cpu.as_secs_f64() * 1e6 / row.sample.entries.max(1) as f64;
         println!(
-            "| {} | {} | {} | {} | {} | {} | {:.2} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {} | {} |",
             row.workload,
-            row.system,
+            display_name(row),
             format_rate(row.sample.entries_per_sec()),
             format_rate(row.sample.mb_per_sec()),
             p50,
@@ -379,19 +439,26 @@ fn print_table(rows: &mut [Row]) {
             cpu,
             ratio(raw),
             ratio(best_peer),
-            cat
+            cat,
+            row.sample.fsync_summary(),
+            row.sample.load_summary(),
         );
     }
 }
 
 /// The issue's targets, each as met or missed.
-fn print_targets(rows: &[Row]) {
-    let get = |w: &str, s: &str| {
+fn print_targets(rows: &mut [Row]) {
+    let get = |rows: &[Row], w: &str, s: &str| {
         rows.iter()
             .find(|r| r.workload == w && r.system == s)
             .map(Row::primary)
     };
-    let ours = |w: &str| get(w, "raftwal");
+    let best_peer = |rows: &[Row], w: &str| {
+        [get(rows, w, "raft-engine 0.4"), get(rows, w, "okaywal 0.3")]
+            .into_iter()
+            .flatten()
+            .reduce(f64::max)
+    };
     let mut checks: Vec<(String, Option<bool>)> = Vec::new();
     let ratio_check = |name: &str, a: Option<f64>, b: Option<f64>, min: f64| {
         let ok = a.zip(b).map(|(a, b)| a >= min * b);
@@ -403,26 +470,64 @@ fn print_targets(rows: &[Row]) {
     };
     checks.push(ratio_check(
         "W1 raftwal vs raw fdatasync loop",
-        ours("W1"),
-        get("W1", "raw limit"),
+        get(rows, "W1", "raftwal"),
+        get(rows, "W1", "raw limit"),
         0.9,
     ));
-    checks.push(ratio_check(
-        "W2 raftwal vs W1 raftwal",
-        ours("W2"),
-        ours("W1"),
-        10.0,
-    ));
-    checks.push(ratio_check(
-        "W2 raftwal vs raft-engine",
-        ours("W2"),
-        get("W2", "raft-engine 0.4"),
-        1.0,
-    ));
+    let w2: Vec<String> = {
+        let mut labels: Vec<String> = rows
+            .iter()
+            .filter(|r| r.workload.starts_with("W2 "))
+            .map(|r| r.workload.clone())
+            .collect();
+        labels.dedup();
+        labels
+    };
+    for label in &w2 {
+        let writers: usize = label[3..].trim().trim_end_matches('w').parse().unwrap_or(0);
+        if writers < 4 {
+            continue;
+        }
+        let ours = get(rows, label, "raftwal");
+        let peer = best_peer(rows, label);
+        let need = if writers >= 32 { 1.5 } else { 1.0 };
+        checks.push(ratio_check(
+            &format!("{label} raftwal vs best peer"),
+            ours,
+            peer,
+            need,
+        ));
+        if writers >= 32 {
+            checks.push(ratio_check(
+                &format!("{label} raftwal vs ideal"),
+                ours,
+                get(rows, label, "raw limit"),
+                0.7,
+            ));
+        }
+        // p99 no worse than the best peer's p99 (lower is better: compare inverses).
+        let p99 = |rows: &mut [Row], s: &str| {
+            rows.iter_mut()
+                .find(|r| r.workload == *label && r.system == s)
+                .and_then(|r| r.sample.quantile(0.99))
+                .map(|d| d.as_secs_f64())
+        };
+        let ours_p99 = p99(rows, "raftwal");
+        let peer_p99 = [p99(rows, "raft-engine 0.4"), p99(rows, "okaywal 0.3")]
+            .into_iter()
+            .flatten()
+            .reduce(f64::min);
+        checks.push(ratio_check(
+            &format!("{label} p99, best peer's / raftwal's"),
+            ours_p99.map(|v| 1.0 / v),
+            peer_p99.map(|v| 1.0 / v),
+            1.0,
+        ));
+    }
     checks.push(ratio_check(
         "W3 raftwal vs raw sequential write",
-        ours("W3"),
-        get("W3", "raw limit"),
+        get(rows, "W3", "raftwal"),
+        get(rows, "W3", "raw limit"),
         0.85,
     ));
     let w4 = rows
@@ -436,23 +541,23 @@ fn print_targets(rows: &[Row]) {
     ));
     checks.push(ratio_check(
         "W5 raftwal vs raft-engine",
-        ours("W5"),
-        get("W5", "raft-engine 0.4"),
+        get(rows, "W5", "raftwal"),
+        get(rows, "W5", "raft-engine 0.4"),
         1.0,
     ));
     checks.push(ratio_check(
         "W5 raftwal vs okaywal",
-        ours("W5"),
-        get("W5", "okaywal 0.3"),
+        get(rows, "W5", "raftwal"),
+        get(rows, "W5", "okaywal 0.3"),
         1.0,
     ));
     println!("\nTargets:");
+    // Targets of workloads that did not run are left out.
     for (line, ok) in checks {
-        let mark = match ok {
-            Some(true) => "met   ",
-            Some(false) => "MISSED",
-            None => "n/a   ",
-        };
-        println!("  [{mark}] {line}");
+        match ok {
+            Some(true) => println!("  [met   ] {line}"),
+            Some(false) => println!("  [MISSED] {line}"),
+            None => {}
+        }
     }
 }

@@ -15,6 +15,10 @@ pub struct Sample {
     pub cpu: Duration,
     /// Latency of each call (a save, a write batch), when the workload has calls.
     pub latencies: Vec<Duration>,
+    /// fdatasync latencies of the disk, probed right before the run (synced workloads).
+    pub fsync: Vec<Duration>,
+    /// The 1-minute load average when the run started.
+    pub load: Vec<f64>,
 }
 
 impl Sample {
@@ -25,6 +29,8 @@ impl Sample {
         self.elapsed += other.elapsed;
         self.cpu += other.cpu;
         self.latencies.extend(other.latencies);
+        self.fsync.extend(other.fsync);
+        self.load.extend(other.load);
     }
 
     /// Entries per second.
@@ -42,10 +48,40 @@ impl Sample {
         if self.latencies.is_empty() {
             return None;
         }
-        self.latencies.sort_unstable();
-        let at = ((self.latencies.len() as f64 - 1.0) * q).round() as usize;
-        Some(self.latencies[at])
+        Some(quantile(&mut self.latencies, q))
     }
+
+    /// The probed fdatasync latency of the disk during the runs, as `p50 / p99`.
+    pub fn fsync_summary(&mut self) -> String {
+        if self.fsync.is_empty() {
+            return "-".into();
+        }
+        let p50 = quantile(&mut self.fsync, 0.5);
+        let p99 = quantile(&mut self.fsync, 0.99);
+        format!(
+            "{} / {}",
+            format_latency(Some(p50)),
+            format_latency(Some(p99))
+        )
+    }
+
+    /// The load averages seen when the runs started, as `min-max`.
+    pub fn load_summary(&self) -> String {
+        let min = self.load.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = self.load.iter().copied().fold(0.0, f64::max);
+        match self.load.len() {
+            0 => "-".into(),
+            _ if max - min < 0.05 => format!("{min:.1}"),
+            _ => format!("{min:.1}-{max:.1}"),
+        }
+    }
+}
+
+/// The `q`-quantile of a non-empty list (sorts it).
+fn quantile(values: &mut [Duration], q: f64) -> Duration {
+    values.sort_unstable();
+    let at = ((values.len() as f64 - 1.0) * q).round() as usize;
+    values[at]
 }
 
 /// CPU time used by this process so far (user + system, every thread).

@@ -72,11 +72,28 @@ pub trait System: Sync {
     fn synced_saves(&self, dir: &Path, n: u64) -> Res<Sample>;
     /// W2: `threads` writers, each making `per_thread` synced saves of one 256 B entry.
     fn concurrent_saves(&self, dir: &Path, threads: usize, per_thread: u64) -> Res<Sample>;
+    /// After W2: reads the log `concurrent_saves` left in `dir` back and fails unless it holds
+    /// every entry, in index order (per raft group where the system keeps one per writer).
+    fn check_concurrent_saves(&self, dir: &Path, threads: usize, per_thread: u64) -> Res<()>;
     /// W3 / W5: `bulk.count` entries written unsynced in batches, then one sync. Leaves the log
     /// in `dir` for `replay`.
     fn bulk_write(&self, dir: &Path, bulk: Bulk) -> Res<Sample>;
     /// W4: reads back every entry `bulk_write` left in `dir`.
     fn replay(&self, dir: &Path) -> Res<Sample>;
+}
+
+/// Fails unless `indexes` is exactly `1..=n`, in that order.
+pub fn check_in_order(what: &str, indexes: &[u64], n: u64) -> Res<()> {
+    if indexes.len() as u64 != n {
+        return Err(format!("{what}: read back {} entries, wrote {n}", indexes.len()).into());
+    }
+    match indexes.iter().zip(1..).find(|(got, want)| **got != *want) {
+        Some((got, want)) => Err(format!(
+            "{what}: entry {want} of the log has index {got}: not in index order"
+        )
+        .into()),
+        None => Ok(()),
+    }
 }
 
 /// Incompressible bytes (so no system gains from compression), the same for every system.

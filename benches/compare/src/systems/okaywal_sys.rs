@@ -4,7 +4,7 @@
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use okaywal::{
@@ -12,7 +12,7 @@ use okaywal::{
 };
 use protobuf::Message as _;
 
-use super::{concurrent_writers, entry, hard_state, payload, Bulk, Res, System};
+use super::{check_in_order, concurrent_writers, entry, hard_state, payload, Bulk, Res, System};
 use crate::sample::Sample;
 
 pub struct OkayWal;
@@ -22,6 +22,8 @@ pub struct OkayWal;
 struct Counter {
     entries: Arc<AtomicU64>,
     bytes: Arc<AtomicU64>,
+    /// Every entry's index, in the order recovery read them.
+    indexes: Arc<Mutex<Vec<u64>>>,
 }
 
 impl LogManager for Counter {
@@ -37,6 +39,10 @@ impl LogManager for Counter {
                     let e = raft_proto::eraftpb::Entry::parse_from_bytes(&data)
                         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                     self.entries.fetch_add(1, Ordering::Relaxed);
+                    self.indexes
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(e.index);
                     self.bytes.fetch_add(e.data.len() as u64, Ordering::Relaxed);
                 }
                 ReadChunkResult::EndOfEntry | ReadChunkResult::AbortedEntry => return Ok(()),
@@ -97,9 +103,11 @@ impl System for OkayWal {
             256,
             |_| (),
             |(), _| {
-                let e = entry(next.fetch_add(1, Ordering::Relaxed), &data);
                 let t = Instant::now();
                 let mut writer = wal.begin_entry()?;
+                // The writer holds okaywal's active file until its commit, so numbering the
+                // entry now makes index order the log's order.
+                let e = entry(next.fetch_add(1, Ordering::Relaxed), &data);
                 writer.write_chunk(&e.write_to_bytes()?)?;
                 writer.commit()?;
                 Ok(t.elapsed())
@@ -107,6 +115,19 @@ impl System for OkayWal {
         )?;
         wal.shutdown()?;
         Ok(sample)
+    }
+
+    /// One log for every writer: recovery reads entries 1..=n in order.
+    fn check_concurrent_saves(&self, dir: &Path, threads: usize, per_thread: u64) -> Res<()> {
+        let counter = Counter::default();
+        let wal = open(dir, counter.clone())?;
+        wal.shutdown()?;
+        let indexes = counter
+            .indexes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        check_in_order("okaywal", &indexes, threads as u64 * per_thread)
     }
 
     fn bulk_write(&self, dir: &Path, bulk: Bulk) -> Res<Sample> {

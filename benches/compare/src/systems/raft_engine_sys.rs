@@ -6,7 +6,7 @@ use std::time::Instant;
 use raft_engine::{Config, Engine, LogBatch, MessageExt, ReadableSize};
 use raft_proto::eraftpb::Entry;
 
-use super::{concurrent_writers, entry, hard_state, payload, Bulk, Res, System};
+use super::{check_in_order, concurrent_writers, entry, hard_state, payload, Bulk, Res, System};
 use crate::sample::Sample;
 
 pub struct RaftEngine;
@@ -73,6 +73,26 @@ impl System for RaftEngine {
                 Ok(t.elapsed())
             },
         )
+    }
+
+    /// Each writer's region holds its entries 1..=per_thread, in order.
+    fn check_concurrent_saves(&self, dir: &Path, threads: usize, per_thread: u64) -> Res<()> {
+        let engine = Engine::open(config(dir))?;
+        for region in 1..=threads as u64 {
+            let mut entries = Vec::new();
+            if let (Some(first), Some(last)) =
+                (engine.first_index(region), engine.last_index(region))
+            {
+                engine.fetch_entries_to::<Raft>(region, first, last + 1, None, &mut entries)?;
+            }
+            let indexes: Vec<u64> = entries.iter().map(|e| e.index).collect();
+            check_in_order(
+                &format!("raft-engine region {region}"),
+                &indexes,
+                per_thread,
+            )?;
+        }
+        Ok(())
     }
 
     fn bulk_write(&self, dir: &Path, bulk: Bulk) -> Res<Sample> {

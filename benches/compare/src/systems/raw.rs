@@ -76,6 +76,11 @@ impl System for Raw {
         Ok(sample)
     }
 
+    /// The raw limit writes opaque bytes: nothing to read back.
+    fn check_concurrent_saves(&self, _dir: &Path, _threads: usize, _per_thread: u64) -> Res<()> {
+        Ok(())
+    }
+
     fn bulk_write(&self, dir: &Path, bulk: Bulk) -> Res<Sample> {
         // The same bytes raftwal writes for these entries, in 1 MiB writes.
         let total = bulk.count * save_len(bulk.entry_size, false) as u64;
