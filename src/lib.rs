@@ -102,6 +102,8 @@
 //! - `raft`: [`RaftStorage`], raft-rs's `Storage` on a raftwal storage (pulls the `raft`
 //!   crate, which raft-rs users have already).
 //! - `sim`: [`fs::sim`], the simulated crashing disk, for tests of code built on raftwal.
+//! - `etcd`: `store::etcd`, a journal's store in an etcd cluster with one fenced writer
+//!   (building it needs `protoc`, Debian's `protobuf-compiler`).
 //!
 //! Damage is never read as a clean end of the log: see [`Verdict`], [`Error::is_torn`],
 //! [`Error::is_corruption`] and `docs/DURABILITY.md`.
