@@ -40,9 +40,12 @@ pub(crate) fn from_etcd(context: &str, err: EtcdError) -> Error {
     match &err {
         EtcdError::GRpcStatus(status) => {
             let message = status.message().to_string();
+            // tonic says "transport error" and keeps the cause (a refused connection, a TLS
+            // alert) as the status's source.
             let reason = match status.source() {
                 Some(source) if message.is_empty() => chain(source),
-                _ => message.clone(),
+                Some(source) => format!("{message}: {}", chain(source)),
+                None => message,
             };
             let lower = reason.to_ascii_lowercase();
             match status.code() {
