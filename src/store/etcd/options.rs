@@ -234,15 +234,49 @@ impl EtcdOptions {
             options = options.with_user(user.clone(), password.clone());
         }
         let context = format!("connecting to {}", self.endpoints.join(","));
-        match tokio::time::timeout(
-            self.connect_timeout + self.request_timeout,
-            Client::connect(&self.endpoints, Some(options)),
-        )
-        .await
-        {
-            Ok(Ok(client)) => Ok(client),
-            Ok(Err(err)) => Err(from_etcd(&context, err)),
-            Err(_) => Err(timed_out(&context, self.connect_timeout)),
+        // A server that rejects a client certificate under TLS 1.3 does so after the client
+        // finished its handshake: the client then sees either the server's alert or, when it
+        // writes first, only a closed connection. Retrying gives the alert a few more chances
+        // to arrive; if it never does, the error says what the closing likely means.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let err = match tokio::time::timeout(
+                self.connect_timeout + self.request_timeout,
+                Client::connect(&self.endpoints, Some(options.clone())),
+            )
+            .await
+            {
+                Ok(Ok(client)) => return Ok(client),
+                Ok(Err(err)) => from_etcd(&context, err),
+                Err(_) => return Err(timed_out(&context, self.connect_timeout)),
+            };
+            let closed = match &err {
+                Error::StoreUnavailable { reason, .. } => {
+                    self.tls.is_some()
+                        && ["broken pipe", "connection reset", "stream closed"]
+                            .iter()
+                            .any(|sign| reason.contains(sign))
+                }
+                _ => false,
+            };
+            if !closed {
+                return Err(err);
+            }
+            if attempts < 3 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            let Error::StoreUnavailable { context, reason } = err else {
+                return Err(err);
+            };
+            return Err(Error::StoreUnavailable {
+                context,
+                reason: format!(
+                    "{reason} (the server closed TLS connections right after the handshake: \
+                     it may not trust the client certificate)"
+                ),
+            });
         }
     }
 }
