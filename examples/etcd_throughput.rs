@@ -17,10 +17,8 @@
 //!   over when 16 appenders wait together (one transaction).
 
 #[path = "../tests/support/etcd_server.rs"]
-#[allow(dead_code)]
 mod etcd_server;
 #[path = "../tests/support/skip.rs"]
-#[allow(dead_code)]
 mod skip;
 
 use std::io::Write as _;

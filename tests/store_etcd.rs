@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use etcd_raw::Raw;
 use etcd_server::{Config, Etcd};
-use raftwal::store::etcd::{EtcdOptions, EtcdStore};
+use raftwal::store::etcd::EtcdOptions;
 use raftwal::store::Store;
 
 fn options(etcd: &Etcd, prefix: &str) -> EtcdOptions {
@@ -22,7 +22,7 @@ fn options(etcd: &Etcd, prefix: &str) -> EtcdOptions {
         .request_timeout(Duration::from_secs(5))
 }
 
-fn read_all(store: &mut EtcdStore, from: u64) -> Vec<(u64, Vec<u8>)> {
+fn read_all(store: &mut dyn Store, from: u64) -> Vec<(u64, Vec<u8>)> {
     let mut records = Vec::new();
     store
         .read_from(from, &mut |index, bytes| {
@@ -50,13 +50,14 @@ fn appended_records_are_read_back_after_reopen() {
     assert_eq!(store.last_index(), 3);
     Box::new(store).close().unwrap();
 
-    // close released the log: the next writer claims it at once and finds every record.
-    let mut store = options(&etcd, "log/").open().unwrap();
+    // close released the log: the next writer claims it at once and finds every record. The
+    // journal holds its store as a `Box<dyn Store>`.
+    let mut store: Box<dyn Store> = Box::new(options(&etcd, "log/").open().unwrap());
     assert_eq!((store.first_index(), store.last_index()), (1, 3));
-    let records = read_all(&mut store, 2);
+    let records = read_all(store.as_mut(), 2);
     assert_eq!(records, vec![(2, b"two".to_vec()), (3, b"three".to_vec())]);
     store.append(&[b"four"]).unwrap();
-    assert_eq!(read_all(&mut store, 4), vec![(4, b"four".to_vec())]);
+    assert_eq!(read_all(store.as_mut(), 4), vec![(4, b"four".to_vec())]);
 }
 
 #[test]

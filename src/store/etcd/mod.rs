@@ -136,10 +136,31 @@ impl EtcdStore {
             ))?;
             store.ownership = Some(ownership);
             // The previous owner may have written until our claim: read the state again.
-            let orphans = store.scan()? || orphans;
-            store.prepare(orphans)?;
+            let prepared = match store.scan() {
+                Ok(more_orphans) => store.prepare(orphans || more_orphans),
+                Err(err) => Err(err),
+            };
+            if let Err(err) = prepared {
+                // Release the claim at once rather than making the next writer wait a TTL.
+                store.release().ok();
+                return Err(err);
+            }
         }
         Ok(store)
+    }
+
+    /// Stops keeping the lease alive and revokes it, which deletes the owner key if it is
+    /// still this writer's.
+    fn release(&mut self) -> Result<()> {
+        let Some(ownership) = self.ownership.take() else {
+            return Ok(());
+        };
+        ownership.stop();
+        self.runtime.block_on(owner::revoke(
+            &self.client,
+            ownership.lease,
+            self.options.request_timeout,
+        ))
     }
 
     /// The lease this writer's ownership rides on (`None` for a read-only store).
@@ -537,16 +558,7 @@ impl Store for EtcdStore {
     }
 
     fn close(mut self: Box<Self>) -> Result<()> {
-        let Some(ownership) = self.ownership.take() else {
-            return Ok(());
-        };
-        ownership.stop();
-        let result = self.runtime.block_on(owner::revoke(
-            &self.client,
-            ownership.lease,
-            self.options.request_timeout,
-        ));
-        drop(ownership);
-        result
+        // Appends were durable when they returned; closing only hands the log on.
+        self.release()
     }
 }
