@@ -1,20 +1,20 @@
 //! The etcd store (feature `etcd`): a journal's records as keys under a prefix in an etcd
 //! cluster, so the journal survives the loss of the machine, with one fenced writer at a time.
 //!
-//! - **Records** are keys `P r/%016x` (see [`layout`](self) for every key). Each append is as
+//! - **Records** are keys `P r/%016x` (the layout of every key is described in `layout.rs`). Each append is as
 //!   few transactions as etcd's limits allow (`--max-txn-ops`, `--max-request-bytes`, set with
 //!   [`EtcdOptions::max_txn_ops`] and [`EtcdOptions::max_request_bytes`]); a record larger than a
 //!   chunk is split into chunk keys written before its head, so a record is visible only whole
 //!   and a crash keeps a prefix of a batch.
 //! - **One writer**: [`EtcdOptions::open`] claims the owner key with a lease, and every write
 //!   compares the owner key's revision, so a writer that lost ownership gets
-//!   [`Error::Fenced`](crate::Error::Fenced) and nothing it writes afterwards is visible. A new
+//!   [`Error::Fenced`] and nothing it writes afterwards is visible. A new
 //!   writer takes over once the old lease expires (or the old writer closed the store).
 //! - **Errors** are typed: an unreachable cluster is
-//!   [`Error::StoreUnavailable`](crate::Error::StoreUnavailable), a wrong password, certificate or
-//!   missing permission [`Error::AccessDenied`](crate::Error::AccessDenied), etcd's space quota
-//!   [`Error::StoreFull`](crate::Error::StoreFull), keys under the prefix that are not the
-//!   store's or a damaged record [`Error::StoreCorrupt`](crate::Error::StoreCorrupt).
+//!   [`Error::StoreUnavailable`], a wrong password, certificate or
+//!   missing permission [`Error::AccessDenied`], etcd's space quota
+//!   [`Error::StoreFull`], keys under the prefix that are not the
+//!   store's or a damaged record [`Error::StoreCorrupt`].
 //!
 //! The store's methods block (it runs its own small tokio runtime): call them from a thread,
 //! not from async code (there, use `spawn_blocking`).
