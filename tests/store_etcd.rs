@@ -126,6 +126,27 @@ fn a_record_larger_than_a_request_is_chunked_and_read_back_whole() {
 }
 
 #[test]
+fn chunks_as_large_as_the_request_limit_allows_still_fit_a_transaction() {
+    if !etcd_server::available(
+        "chunks_as_large_as_the_request_limit_allows_still_fit_a_transaction",
+    ) {
+        return;
+    }
+    let etcd = Etcd::single();
+    // The chunk size is capped to what one transaction of etcd's default 1.5 MiB carries,
+    // with the compare, keys and protobuf framing around it.
+    let mut store = options(&etcd, "log/")
+        .chunk_size(usize::MAX)
+        .open()
+        .unwrap();
+    let big: Vec<u8> = (0..3u32 << 20).map(|i| (i % 253) as u8).collect();
+    let full = vec![7u8; 1536 * 1024 - 4096 - 100];
+    store.append(&[&big, &full]).unwrap();
+    let read = read_all(&mut store, 1);
+    assert_eq!(read, vec![(1, big), (2, full)]);
+}
+
+#[test]
 fn chunks_without_their_head_are_not_a_record_and_are_cleared() {
     if !etcd_server::available("chunks_without_their_head_are_not_a_record_and_are_cleared") {
         return;

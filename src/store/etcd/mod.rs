@@ -1,20 +1,19 @@
 //! The etcd store (feature `etcd`): a journal's records as keys under a prefix in an etcd
 //! cluster, so the journal survives the loss of the machine, with one fenced writer at a time.
 //!
-//! - **Records** are keys `P r/%016x` (the layout of every key is described in `layout.rs`). Each append is as
+//! - **Records** are keys `P r/%016x` (`layout.rs` describes every key). Each append is as
 //!   few transactions as etcd's limits allow (`--max-txn-ops`, `--max-request-bytes`, set with
-//!   [`EtcdOptions::max_txn_ops`] and [`EtcdOptions::max_request_bytes`]); a record larger than a
-//!   chunk is split into chunk keys written before its head, so a record is visible only whole
-//!   and a crash keeps a prefix of a batch.
+//!   [`EtcdOptions::max_txn_ops`] and [`EtcdOptions::max_request_bytes`]); a record larger than
+//!   a chunk is split into chunk keys written before its head, so a record is visible only
+//!   whole and a crash keeps a prefix of a batch.
 //! - **One writer**: [`EtcdOptions::open`] claims the owner key with a lease, and every write
-//!   compares the owner key's revision, so a writer that lost ownership gets
-//!   [`Error::Fenced`] and nothing it writes afterwards is visible. A new
-//!   writer takes over once the old lease expires (or the old writer closed the store).
-//! - **Errors** are typed: an unreachable cluster is
-//!   [`Error::StoreUnavailable`], a wrong password, certificate or
-//!   missing permission [`Error::AccessDenied`], etcd's space quota
-//!   [`Error::StoreFull`], keys under the prefix that are not the
-//!   store's or a damaged record [`Error::StoreCorrupt`].
+//!   compares the owner key's revision, so a writer that lost ownership gets [`Error::Fenced`]
+//!   and nothing it writes afterwards is visible. A new writer takes over once the old lease
+//!   expires (or the old writer closed the store).
+//! - **Errors** are typed: an unreachable cluster is [`Error::StoreUnavailable`], a wrong
+//!   password, certificate or missing permission [`Error::AccessDenied`], etcd's space quota
+//!   [`Error::StoreFull`], keys under the prefix that are not the store's or a damaged record
+//!   [`Error::StoreCorrupt`].
 //!
 //! The store's methods block (it runs its own small tokio runtime): call them from a thread,
 //! not from async code (there, use `spawn_blocking`).
@@ -23,6 +22,7 @@ mod errors;
 mod layout;
 mod options;
 mod owner;
+mod rpc;
 
 use std::time::Duration;
 
@@ -35,7 +35,7 @@ use self::layout::{KeyKind, Keys, Limits};
 pub use self::options::{
     EtcdOptions, EtcdTls, DEFAULT_CHUNK_SIZE, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS,
 };
-use self::owner::{current_owner, request, Ownership};
+use self::owner::{current_owner, Ownership};
 use super::Store;
 use crate::error::{Error, IoContext as _, Result};
 
@@ -184,7 +184,7 @@ impl EtcdStore {
     fn scan(&mut self) -> Result<bool> {
         let keys = self.keys.clone();
         let timeout = self.timeout();
-        let mut kv = self.kv.clone();
+        let kv = self.kv.clone();
         let (listed, meta) = self.runtime.block_on(async move {
             let context = "listing the store's keys";
             let mut listed = Vec::new();
@@ -198,7 +198,7 @@ impl EtcdStore {
                 if revision > 0 {
                     get = get.with_revision(revision);
                 }
-                let mut page = request(timeout, context, kv.get(start.clone(), Some(get))).await?;
+                let mut page = rpc::get(&kv, timeout, context, start.clone(), get).await?;
                 if revision == 0 {
                     revision = page.header().map_or(0, |header| header.revision());
                 }
@@ -213,10 +213,12 @@ impl EtcdStore {
                 }
             }
             let get = GetOptions::new().with_revision(revision.max(0));
-            let meta = request(
+            let meta = rpc::get(
+                &kv,
                 timeout,
                 "reading the store's meta key",
-                kv.get(keys.meta(), Some(get)),
+                keys.meta(),
+                get,
             )
             .await?
             .take_kvs()
@@ -344,10 +346,9 @@ impl EtcdStore {
             .when([ownership.fence(&self.keys)])
             .and_then(ops)
             .or_else([TxnOp::get(self.keys.owner(), None)]);
-        let mut kv = self.kv.clone();
         let response = self
             .runtime
-            .block_on(request(self.timeout(), context, kv.txn(txn)))?;
+            .block_on(rpc::txn(&self.kv, self.timeout(), context, txn))?;
         if !response.succeeded() {
             return Err(fenced(format!(
                 "the log changed owner: {}",
@@ -372,7 +373,7 @@ impl EtcdStore {
 
     /// Fetches and checks the chunks of record `index` at `revision`.
     async fn read_chunks(
-        mut kv: KvClient,
+        kv: KvClient,
         keys: &Keys,
         index: u64,
         chunks: u32,
@@ -387,10 +388,12 @@ impl EtcdStore {
                 .with_range(keys.chunks_of_end(index))
                 .with_limit(READ_PAGE as i64)
                 .with_revision(revision);
-            let mut page = request(
+            let mut page = rpc::get(
+                &kv,
                 timeout,
                 "reading a record's chunks",
-                kv.get(start.clone(), Some(get)),
+                start.clone(),
+                get,
             )
             .await?;
             let more = page.more();
@@ -466,11 +469,12 @@ impl Store for EtcdStore {
             if revision > 0 {
                 get = get.with_revision(revision);
             }
-            let mut kv = self.kv.clone();
-            let mut page = self.runtime.block_on(request(
+            let mut page = self.runtime.block_on(rpc::get(
+                &self.kv,
                 timeout,
                 "reading records",
-                kv.get(start.clone(), Some(get)),
+                start.clone(),
+                get,
             ))?;
             if revision == 0 {
                 revision = page.header().map_or(0, |header| header.revision());
@@ -541,12 +545,9 @@ impl Store for EtcdStore {
         self.first = index;
         if self.options.compact {
             let revision = response.header().map_or(0, |header| header.revision());
-            let mut kv = self.kv.clone();
-            let compaction = self.runtime.block_on(request(
-                self.timeout(),
-                "compacting etcd's history",
-                kv.compact(revision, None),
-            ));
+            let compaction =
+                self.runtime
+                    .block_on(rpc::compact(&self.kv, self.timeout(), revision));
             // The deletion is done and durable; a compaction that fails (another client
             // compacted further, a user not allowed to compact) only leaves history for etcd's
             // own auto-compaction.

@@ -16,11 +16,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, Compare, CompareOp, LeaseClient, PutOptions, Txn, TxnOp, TxnOpResponse};
+use etcd_client::{
+    Client, Compare, CompareOp, KeyValue, LeaseClient, PutOptions, Txn, TxnOp, TxnOpResponse,
+};
 use tokio::task::JoinHandle;
 
-use super::errors::{from_etcd, timed_out};
 use super::layout::{show_key, Keys};
+use super::rpc;
 use crate::error::{Error, Result};
 
 /// This writer's hold on the log.
@@ -57,19 +59,6 @@ impl Drop for Ownership {
     }
 }
 
-/// Runs `request` with a timeout, converting errors.
-pub(crate) async fn request<T>(
-    timeout: Duration,
-    context: &str,
-    request: impl std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
-) -> Result<T> {
-    match tokio::time::timeout(timeout, request).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(err)) => Err(from_etcd(context, err)),
-        Err(_) => Err(timed_out(context, timeout)),
-    }
-}
-
 /// Who this writer is, as the owner key shows it to the others (and to operators).
 fn writer_name(lease: i64) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -80,14 +69,18 @@ fn writer_name(lease: i64) -> String {
 
 /// The owner named in a failed claim's or write's `or_else` get, for the error message.
 pub(crate) fn current_owner(responses: &[TxnOpResponse]) -> String {
-    for response in responses {
-        if let TxnOpResponse::Get(get) = response {
-            if let Some(kv) = get.kvs().first() {
-                return format!("owned by {}", String::from_utf8_lossy(kv.value()));
-            }
-        }
+    match owner_key(responses) {
+        Some(kv) => format!("owned by {}", String::from_utf8_lossy(kv.value())),
+        None => "no owner: the lease expired or was revoked".to_string(),
     }
-    "no owner: the lease expired or was revoked".to_string()
+}
+
+/// The owner key as a failed transaction's `or_else` get returned it.
+fn owner_key(responses: &[TxnOpResponse]) -> Option<&KeyValue> {
+    responses.iter().find_map(|response| match response {
+        TxnOpResponse::Get(get) => get.kvs().first(),
+        _ => None,
+    })
 }
 
 /// Grants a lease, keeps it alive and claims the owner key, waiting up to `wait` for another
@@ -99,16 +92,11 @@ pub(crate) async fn claim(
     wait: Duration,
     timeout: Duration,
 ) -> Result<Ownership> {
-    let mut lease_client = client.lease_client();
+    let lease_client = client.lease_client();
     let ttl_secs = i64::try_from(ttl.as_secs_f64().ceil() as u64)
         .unwrap_or(i64::MAX)
         .max(1);
-    let grant = request(
-        timeout,
-        "granting the writer's lease",
-        lease_client.grant(ttl_secs, None),
-    )
-    .await?;
+    let grant = rpc::grant(&lease_client, timeout, ttl_secs).await?;
     let lease = grant.id();
     let granted = Duration::from_secs(u64::try_from(grant.ttl()).unwrap_or(1).max(1));
     let lost = Arc::new(AtomicBool::new(false));
@@ -126,7 +114,7 @@ pub(crate) async fn claim(
     };
     let name = writer_name(lease);
     let deadline = Instant::now() + wait;
-    let mut kv = client.kv_client();
+    let kv = client.kv_client();
     loop {
         let txn = Txn::new()
             .when([Compare::create_revision(keys.owner(), CompareOp::Equal, 0)])
@@ -136,16 +124,23 @@ pub(crate) async fn claim(
                 Some(PutOptions::new().with_lease(lease)),
             )])
             .or_else([TxnOp::get(keys.owner(), None)]);
-        let result = request(timeout, "claiming the log", kv.txn(txn)).await;
+        let result = rpc::txn(&kv, timeout, "claiming the log", txn).await;
         let response = match result {
             Ok(response) => response,
             Err(err) => {
+                ownership.stop();
                 revoke(client, lease, timeout).await.ok();
                 return Err(err);
             }
         };
+        let responses = response.op_responses();
         if response.succeeded() {
             ownership.revision = response.header().map_or(0, |header| header.revision());
+            return Ok(ownership);
+        }
+        // A retried claim whose first attempt was applied finds its own owner key.
+        if let Some(own) = owner_key(&responses).filter(|kv| kv.lease() == lease) {
+            ownership.revision = own.mod_revision();
             return Ok(ownership);
         }
         let now = Instant::now();
@@ -156,7 +151,7 @@ pub(crate) async fn claim(
                 prefix: keys.prefix().to_string(),
                 reason: format!(
                     "{} (key {})",
-                    current_owner(&response.op_responses()),
+                    current_owner(&responses),
                     show_key(&keys.owner())
                 ),
             });
@@ -167,14 +162,7 @@ pub(crate) async fn claim(
 
 /// Revokes the lease, which deletes the owner key if it is still this writer's.
 pub(crate) async fn revoke(client: &Client, lease: i64, timeout: Duration) -> Result<()> {
-    let mut lease_client = client.lease_client();
-    match request(
-        timeout,
-        "revoking the writer's lease",
-        lease_client.revoke(lease),
-    )
-    .await
-    {
+    match rpc::revoke(&client.lease_client(), timeout, lease).await {
         Ok(_) => Ok(()),
         // Already expired: nothing is held.
         Err(Error::Store { reason, .. }) if reason.contains("lease not found") => Ok(()),
