@@ -291,6 +291,28 @@ fn a_writer_whose_lease_was_revoked_is_fenced_and_its_writes_are_invisible() {
 }
 
 #[test]
+fn a_writer_whose_live_lease_lost_the_owner_key_is_refused_by_etcd() {
+    if !etcd_server::available("a_writer_whose_live_lease_lost_the_owner_key_is_refused_by_etcd") {
+        return;
+    }
+    let etcd = Etcd::single();
+    let raw = Raw::connect(&etcd.endpoints());
+    let mut stale = options(&etcd, "log/").open().unwrap();
+    stale.append(&[b"a1"]).unwrap();
+    // The stale writer's lease stays alive (its keep-alive sees nothing wrong), so only the
+    // compare on the owner key's revision inside etcd can refuse its writes.
+    raw.delete("log/owner");
+    let mut next = options(&etcd, "log/").open().unwrap();
+    assert_ne!(next.lease(), stale.lease());
+    next.append(&[b"b2"]).unwrap();
+    let err = stale.append(&[b"stale"]).unwrap_err();
+    assert!(err.is_fenced(), "{err}");
+    assert!(err.to_string().contains("owned by"), "{err}");
+    let read = read_all(&mut next, 1);
+    assert_eq!(read, vec![(1, b"a1".to_vec()), (2, b"b2".to_vec())]);
+}
+
+#[test]
 fn delete_before_removes_old_keys_and_compacts_history() {
     if !etcd_server::available("delete_before_removes_old_keys_and_compacts_history") {
         return;

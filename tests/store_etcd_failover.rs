@@ -48,7 +48,8 @@ fn read_all(store: &mut EtcdStore) -> Vec<(u64, Vec<u8>)> {
 }
 
 /// The body of writer A when this binary runs as the child process: appends batches of 1 to
-/// 4 records `A<index>` and prints `ack <last index>` after each append returns, until killed.
+/// 4 records `A<index>` and prints `ack <last index>` after each append returns, until killed
+/// or an append fails (then it prints `failed fenced=<is_fenced> <error>` and stops).
 #[test]
 #[ignore = "the writer process of the failover test, started by it with RAFTWAL_ETCD_FAILOVER_WRITER"]
 fn failover_writer_process() {
@@ -66,9 +67,83 @@ fn failover_writer_process() {
             .map(|index| content("A", index))
             .collect();
         let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
-        store.append(&refs).expect("writer A appends");
+        if let Err(err) = store.append(&refs) {
+            writeln!(stdout, "failed fenced={} {err}", err.is_fenced()).expect("print");
+            return;
+        }
         writeln!(stdout, "ack {}", store.last_index()).expect("print the ack");
         stdout.flush().expect("flush the ack");
+    }
+}
+
+/// Writer A: this test binary run as a child process (see `failover_writer_process`), and
+/// what it printed so far.
+struct Writer {
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Writer {
+    fn start(etcd: &Etcd) -> Writer {
+        let mut child = Command::new(std::env::current_exe().expect("the test binary"))
+            .args([
+                "--exact",
+                "failover_writer_process",
+                "--ignored",
+                "--nocapture",
+            ])
+            .args(["--test-threads", "1"])
+            .env(WRITER_ENV, format!("{} log/", etcd.endpoints().join(",")))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start writer A");
+        let stdout = child.stdout.take().expect("A's stdout");
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Writer { child, lines }
+    }
+
+    /// Waits until A acknowledged index `target` or beyond; returns the last acked index.
+    fn wait_for_ack(&mut self, target: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let timeout = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(timeout)
+                .expect("writer A keeps acknowledging");
+            if let Some(index) = line.strip_prefix("ack ") {
+                let index = index.parse::<u64>().expect("an index");
+                if index >= target {
+                    return index;
+                }
+            } else if line.starts_with("failed ") {
+                panic!("writer A failed: {line}");
+            }
+            // Anything else is the test harness talking.
+        }
+    }
+
+    /// Reads what A prints until its output ends: the last acked index and the failure line.
+    fn drain(&mut self) -> (u64, Option<String>) {
+        let mut last = 0;
+        let mut failure = None;
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(30)) {
+            if let Some(index) = line.strip_prefix("ack ") {
+                last = index.parse::<u64>().expect("an index");
+            } else if line.starts_with("failed ") {
+                failure = Some(line);
+            }
+        }
+        (last, failure)
     }
 }
 
@@ -80,42 +155,12 @@ fn a_killed_writers_acknowledged_records_survive_and_the_next_writer_continues()
         return;
     }
     let etcd = Etcd::single();
-    let mut child = Command::new(std::env::current_exe().expect("the test binary"))
-        .args([
-            "--exact",
-            "failover_writer_process",
-            "--ignored",
-            "--nocapture",
-        ])
-        .args(["--test-threads", "1"])
-        .env(WRITER_ENV, format!("{} log/", etcd.endpoints().join(",")))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start writer A");
-    let stdout = child.stdout.take().expect("A's stdout");
-    let (acks, acked) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(index) = line.strip_prefix("ack ") {
-                let _ = acks.send(index.parse::<u64>().expect("an index"));
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last_acked = 0;
-    while last_acked < 200 {
-        let timeout = deadline.saturating_duration_since(Instant::now());
-        last_acked = acked
-            .recv_timeout(timeout)
-            .expect("writer A acknowledges appends");
-    }
-    child.kill().expect("SIGKILL writer A");
-    child.wait().expect("reap writer A");
-    reader.join().expect("the ack reader");
+    let mut a = Writer::start(&etcd);
+    let mut last_acked = a.wait_for_ack(200);
+    a.child.kill().expect("SIGKILL writer A");
+    a.child.wait().expect("reap writer A");
     // Acks printed before the kill and still in the pipe count too.
-    last_acked = acked.try_iter().fold(last_acked, u64::max);
+    last_acked = a.drain().0.max(last_acked);
 
     // A's lease outlives A by up to its TTL: until then the log is A's.
     let err = options(etcd.endpoints(), "log/").open().unwrap_err();
@@ -140,6 +185,46 @@ fn a_killed_writers_acknowledged_records_survive_and_the_next_writer_continues()
         .unwrap();
     let records = read_all(&mut b);
     assert_eq!(records.last().unwrap(), &(next + 1, content("B", next + 1)));
+}
+
+#[test]
+fn a_paused_writer_whose_lease_expired_is_fenced_when_it_resumes() {
+    if !etcd_server::available("a_paused_writer_whose_lease_expired_is_fenced_when_it_resumes") {
+        return;
+    }
+    let etcd = Etcd::single();
+    let mut a = Writer::start(&etcd);
+    a.wait_for_ack(100);
+    // A stops (a long GC pause, a frozen VM): its keep-alive stops with it, the lease expires.
+    let pid = i32::try_from(a.child.id()).expect("a pid");
+    // SAFETY: signalling our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let mut b = options(etcd.endpoints(), "log/")
+        .wait_for_owner(LEASE_TTL * 5)
+        .open()
+        .expect("writer B claims the log after A's lease expires");
+    let claimed_at = b.last_index();
+    let records: Vec<Vec<u8>> = (claimed_at + 1..=claimed_at + 5)
+        .map(|index| content("B", index))
+        .collect();
+    let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+    b.append(&refs).unwrap();
+
+    // A resumes believing it owns the log, and its next append is refused.
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    let (_, failure) = a.drain();
+    a.child.wait().expect("reap writer A");
+    let failure = failure.expect("writer A reports its failed append");
+    assert!(failure.starts_with("failed fenced=true"), "{failure}");
+
+    // Nothing A tried after the claim is visible: B's records are B's.
+    let read = read_all(&mut b);
+    assert_eq!(read.len() as u64, claimed_at + 5);
+    for (index, bytes) in &read {
+        let writer = if *index > claimed_at { "B" } else { "A" };
+        assert_eq!(*bytes, content(writer, *index), "record {index}");
+    }
 }
 
 /// The member id of the cluster's leader, asked of any member that answers, and its name.
