@@ -29,7 +29,9 @@ fn chain(err: &dyn std::error::Error) -> String {
 /// server's), which no retry fixes.
 fn is_certificate_failure(text: &str) -> bool {
     let text = text.to_ascii_lowercase();
-    ["certificate", "unknownissuer", "handshake", "tls", "alert"]
+    // Only words of a verdict on a certificate: a connection closed mid-stream (a member
+    // restarting) must stay "unavailable", which is retried.
+    ["certificate", "unknownissuer", "fatal alert"]
         .iter()
         .any(|word| text.contains(word))
 }
