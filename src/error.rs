@@ -240,6 +240,67 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    // The errors of a distributed store (the etcd store, `store::etcd`).
+    /// Another writer owns the log in the store, or this writer lost its ownership (its lease
+    /// expired or another writer took over): nothing this writer appends is accepted or
+    /// visible. Reopen the store to claim the log once the owner is gone.
+    #[error("fenced out of the log at {prefix:?}: {reason}")]
+    Fenced {
+        /// The store's key prefix.
+        prefix: String,
+        /// Who owns the log, or how ownership was lost.
+        reason: String,
+    },
+
+    /// The store's servers could not be reached or did not answer in time (etcd down, no
+    /// leader, a partition). An interrupted append may or may not be stored: reopen to see.
+    #[error("store unavailable ({context}): {reason}")]
+    StoreUnavailable {
+        /// The step that failed.
+        context: String,
+        /// What the client reported.
+        reason: String,
+    },
+
+    /// The store refused the credentials: a wrong password, an untrusted or rejected TLS
+    /// certificate, or a user without permission on the store's keys.
+    #[error("access to the store denied ({context}): {reason}")]
+    AccessDenied {
+        /// The step that failed.
+        context: String,
+        /// What the server (or the TLS handshake) reported.
+        reason: String,
+    },
+
+    /// The store is out of space (etcd's quota alarm, `NOSPACE`); the failed call stored
+    /// nothing. Free space (compact, defragment, disarm the alarm), then reopen.
+    #[error("the store is full ({context}): {reason}")]
+    StoreFull {
+        /// The step that failed.
+        context: String,
+        /// What the server reported.
+        reason: String,
+    },
+
+    /// The store's keys are not the store's layout (a foreign key under the prefix) or a
+    /// record is damaged (a missing chunk, a checksum mismatch, a gap).
+    #[error("damaged store at key {key:?}: {reason}")]
+    StoreCorrupt {
+        /// The key where the damage is.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// Any other error the store's servers or client reported (a request over the server's
+    /// size limits, a bad endpoint).
+    #[error("store error ({context}): {reason}")]
+    Store {
+        /// The step that failed.
+        context: String,
+        /// What the client reported.
+        reason: String,
+    },
 }
 
 /// `Result` with raftwal's [`Error`].
@@ -266,7 +327,8 @@ impl Error {
             | Error::SnapshotNotFound { .. }
             | Error::SegmentGap { .. }
             | Error::SnapshotFileMissing { .. }
-            | Error::BadRecord { .. } => true,
+            | Error::BadRecord { .. }
+            | Error::StoreCorrupt { .. } => true,
             Error::NotRepairable { source } => source.is_corruption(),
             _ => false,
         }
@@ -275,6 +337,27 @@ impl Error {
     /// Whether the log refuses writes after an earlier failure: reopen it.
     pub fn is_poisoned(&self) -> bool {
         matches!(self, Error::Poisoned { .. })
+    }
+
+    /// Whether another writer owns the log in a distributed store, or this writer lost its
+    /// ownership: stop writing; reopen to claim the log once the owner is gone.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, Error::Fenced { .. })
+    }
+
+    /// Whether the store's servers could not be reached or did not answer in time: retry later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Error::StoreUnavailable { .. })
+    }
+
+    /// Whether the store refused the credentials or the permissions: fix the configuration.
+    pub fn is_access_denied(&self) -> bool {
+        matches!(self, Error::AccessDenied { .. })
+    }
+
+    /// Whether the disk or the store is full: free space, then reopen.
+    pub fn is_full(&self) -> bool {
+        matches!(self, Error::DiskFull { .. } | Error::StoreFull { .. })
     }
 
     /// The segment file (full path) and byte offset the error names, when it names one: where a

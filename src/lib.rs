@@ -104,6 +104,8 @@
 //!   crate, which raft-rs users have already).
 //! - `sim`: [`fs::sim`], the simulated crashing disk, for tests of code built on raftwal.
 //! - `postcard`: `journal::Postcard`, journal records of any serde type.
+//! - `etcd`: `store::etcd`, a journal's store in an etcd cluster with one fenced writer
+//!   (building it needs `protoc`, Debian's `protobuf-compiler`).
 //!
 //! Damage is never read as a clean end of the log: see [`Verdict`], [`Error::is_torn`],
 //! [`Error::is_corruption`] and `docs/DURABILITY.md`.

@@ -6,6 +6,8 @@
 
 mod bench;
 mod dump;
+#[cfg(feature = "etcd")]
+mod etcd;
 mod failure;
 mod journal;
 mod log_dir;
@@ -80,6 +82,10 @@ enum Command {
     /// Measure raftwal's workloads beside the raw limit of the same disk.
     #[command(after_help = EXIT_CODES)]
     Bench(bench::Args),
+    /// Dump or verify a journal's store in etcd (`--etcd ENDPOINTS --prefix P`).
+    #[cfg(feature = "etcd")]
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Etcd(etcd::Command),
 }
 
 fn main() -> ExitCode {
@@ -107,6 +113,8 @@ fn main() -> ExitCode {
         Command::Stat { dir, json } => stat::run(&dir, json),
         Command::Journal(args) => journal::run(&args),
         Command::Bench(args) => bench::run(&args),
+        #[cfg(feature = "etcd")]
+        Command::Etcd(command) => etcd::run(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

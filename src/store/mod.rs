@@ -19,6 +19,9 @@ pub use file::FileStore;
 
 use crate::error::Result;
 
+#[cfg(feature = "etcd")]
+pub mod etcd;
+
 /// Durable storage of byte records numbered 1, 2, 3, ... without gaps.
 ///
 /// Only one thread calls a store at a time (the journal serializes its calls), hence `&mut
