@@ -52,7 +52,9 @@ pub trait Store: Send {
 
     /// Deletes every record below `index` (they are covered by a finalized checkpoint). Crash
     /// safe: after a crash the store holds either the old records or none of those below
-    /// `index`, and always every record from `index` on.
+    /// `index`, and always every record from `index` on. `index` may be at most
+    /// `last_index() + 1` (deleting every record keeps the numbering); a higher one is
+    /// [`Error::InvalidState`](crate::Error::InvalidState) and deletes nothing.
     fn delete_before(&mut self, index: u64) -> Result<()>;
 
     /// Makes everything durable and releases the store (its lock, lease or ownership).

@@ -25,7 +25,12 @@ pub type Opener<'a> = &'a mut dyn FnMut() -> raftwal::Result<Box<dyn Store>>;
 #[macro_export]
 macro_rules! journal_protocol_tests {
     ($fresh:path) => {
-        $crate::journal_protocol_tests!(@each $fresh,
+        $crate::journal_protocol_tests!($fresh, if |_: &str| true);
+    };
+    // `$available(test_name)` says whether the store can run here (and prints the test's
+    // SKIPPED line when it cannot).
+    ($fresh:path, if $available:expr) => {
+        $crate::journal_protocol_tests!(@each $fresh, $available,
             store_numbers_records_from_one_and_reads_from_any_index,
             store_delete_before_keeps_every_later_record_across_a_reopen,
             store_delete_before_is_idempotent,
@@ -45,10 +50,13 @@ macro_rules! journal_protocol_tests {
             a_completion_can_be_awaited,
         );
     };
-    (@each $fresh:path, $($scenario:ident),* $(,)?) => {
+    (@each $fresh:path, $available:expr, $($scenario:ident),* $(,)?) => {
         $(
             #[test]
             fn $scenario() {
+                if !($available)(stringify!($scenario)) {
+                    return;
+                }
                 let (_guard, mut open) = $fresh();
                 journal_protocol::$scenario(&mut open);
             }

@@ -57,6 +57,8 @@ const PASSES: &[Pass] = &[
             "store_etcd_failover",
             "--test",
             "store_etcd_tls",
+            "--test",
+            "journal_protocol_etcd",
         ],
         needs: &[PROTOC],
     },

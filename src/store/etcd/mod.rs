@@ -526,7 +526,11 @@ impl Store for EtcdStore {
 
     fn delete_before(&mut self, index: u64) -> Result<()> {
         self.check_writable()?;
-        let index = index.min(self.last + 1);
+        if index > self.last + 1 {
+            return Err(Error::InvalidState {
+                reason: "cannot delete records that were never appended",
+            });
+        }
         if index <= self.first {
             return Ok(());
         }
