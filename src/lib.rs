@@ -111,6 +111,8 @@ mod applog;
 mod commit;
 mod decoder;
 mod encoder;
+#[cfg(feature = "raft")]
+mod entry_index;
 mod error;
 pub mod frame;
 pub mod fs;
@@ -139,7 +141,9 @@ pub use record::{walpb, RecordType, WalSnapshot};
 pub use repair::{ForcedCut, Repaired};
 pub use segment::{SegmentName, DEFAULT_SEGMENT_SIZE};
 pub use snap::{SnapName, Snapshotter};
-pub use storage::{Restored, Storage, StorageOptions, SNAP_DIR, WAL_DIR};
+pub use storage::{
+    Restored, Storage, StorageOptions, DEFAULT_ENTRY_CACHE_BYTES, SNAP_DIR, WAL_DIR,
+};
 pub use wal::{LogRecord, Recovered, Replay, Wal};
 
 /// The raft types the log stores, re-exported from raft-proto.
