@@ -255,9 +255,17 @@ impl RaftStorage {
 
     /// Saves a new commit index (a light ready's). Not synced on its own: raft recomputes a
     /// lost commit index.
+    ///
+    /// With group commit it is submitted and not waited for: under the `Grouped` policy a
+    /// blocking save of it would wait for every save submitted before it to be durable.
     pub fn set_commit(&mut self, commit: u64) -> Result<()> {
         let mut hard_state = self.hard_state.clone();
         hard_state.commit = commit;
+        if self.storage.shared_wal().is_some() {
+            // Fires with the saves before it; nothing needs to know when.
+            let _fires_later = self.submit(Some(&hard_state), &[])?;
+            return Ok(());
+        }
         self.set_hard_state(hard_state)
     }
 
