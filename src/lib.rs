@@ -102,10 +102,20 @@
 //! - `raft`: [`RaftStorage`], raft-rs's `Storage` on a raftwal storage (pulls the `raft`
 //!   crate, which raft-rs users have already).
 //! - `sim`: [`fs::sim`], the simulated crashing disk, for tests of code built on raftwal.
+//! - `protobuf-codec` (default) or `prost-codec`: raft-rs's codec for its types, the one your
+//!   `raft` dependency uses (exactly one; `prost-codec` needs `protoc` to build raft-proto).
 //!
 //! Damage is never read as a clean end of the log: see [`Verdict`], [`Error::is_torn`],
 //! [`Error::is_corruption`] and `docs/DURABILITY.md`.
 #![warn(missing_docs)]
+
+#[cfg(all(feature = "protobuf-codec", feature = "prost-codec"))]
+compile_error!(
+    "features `protobuf-codec` and `prost-codec` are exclusive: with prost-codec, turn off \
+     raftwal's default features"
+);
+#[cfg(not(any(feature = "protobuf-codec", feature = "prost-codec")))]
+compile_error!("raftwal needs one codec feature: `protobuf-codec` (the default) or `prost-codec`");
 
 mod applog;
 mod commit;

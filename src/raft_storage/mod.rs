@@ -333,7 +333,10 @@ impl RaftStorage {
             });
         }
         let term = self.term_of(index)?;
+        let data: bytes::Bytes = data.into();
         let mut snapshot = Snapshot {
+            // `Bytes` with protobuf-codec (no conversion), `Vec<u8>` with prost-codec.
+            #[allow(clippy::useless_conversion)]
             data: data.into(),
             ..Default::default()
         };

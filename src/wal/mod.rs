@@ -21,7 +21,7 @@ use crate::error::{Error, IoContext as _, Result};
 use crate::fs::WalFile;
 use crate::observe;
 use crate::options::WalOptions;
-use crate::record::{is_empty_hard_state, must_sync, RecordType, WalSnapshot};
+use crate::record::{encode_message_into, is_empty_hard_state, must_sync, RecordType, WalSnapshot};
 use crate::segment::{self, Access, OpenSegment, SegmentDir, SegmentName};
 use crate::segment_pipeline::FilePipeline;
 
@@ -352,11 +352,7 @@ impl Wal {
         positions.clear();
         for entry in entries {
             scratch.clear();
-            entry
-                .write_to_vec(&mut scratch)
-                .map_err(|e| Error::Encode {
-                    reason: e.to_string(),
-                })?;
+            encode_message_into(entry, &mut scratch).map_err(|reason| Error::Encode { reason })?;
             if self.entry_sink.is_some() {
                 let encoder = self.encoder()?;
                 positions.push(EntryPosition {
@@ -386,11 +382,8 @@ impl Wal {
         self.positions = positions;
         if !is_empty_hard_state(hard_state) {
             scratch.clear();
-            hard_state
-                .write_to_vec(&mut scratch)
-                .map_err(|e| Error::Encode {
-                    reason: e.to_string(),
-                })?;
+            encode_message_into(hard_state, &mut scratch)
+                .map_err(|reason| Error::Encode { reason })?;
             self.encode_record(RecordType::State, &scratch)?;
             self.hard_state.clone_from(hard_state);
         }
