@@ -112,20 +112,24 @@ pub(crate) fn decode_message<M: protobuf::Message>(data: &[u8]) -> Result<M, Str
     Ok(message)
 }
 
-/// Appends the encoding of a raft message to `buf` (see [`decode_message`] on the codecs).
+/// Appends the encoding of a raft message to `buf` (see [`decode_message`] on the codecs),
+/// allocating nothing once `buf` is large enough.
+#[cfg(not(feature = "prost-codec"))]
 pub(crate) fn encode_message_into<M: protobuf::Message>(
     message: &M,
     buf: &mut Vec<u8>,
 ) -> Result<(), String> {
-    #[cfg(feature = "prost-codec")]
-    {
-        buf.extend_from_slice(&message.write_to_bytes().map_err(|e| e.to_string())?);
-        Ok(())
-    }
-    #[cfg(not(feature = "prost-codec"))]
-    {
-        message.write_to_vec(buf).map_err(|e| e.to_string())
-    }
+    message.write_to_vec(buf).map_err(|e| e.to_string())
+}
+
+/// Appends the encoding of a raft message to `buf` (see [`decode_message`] on the codecs),
+/// allocating nothing once `buf` is large enough.
+#[cfg(feature = "prost-codec")]
+pub(crate) fn encode_message_into<M: raft_prost::Message>(
+    message: &M,
+    buf: &mut Vec<u8>,
+) -> Result<(), String> {
+    message.encode(buf).map_err(|e| e.to_string())
 }
 
 /// Parses an entry record's data.
