@@ -100,7 +100,8 @@ impl StorageOptions {
 /// The WAL, written by the caller's thread or shared for group commit.
 #[derive(Debug)]
 enum Log {
-    Plain(Wal),
+    /// Boxed: a `Wal` is large and a `SharedWal` a pointer.
+    Plain(Box<Wal>),
     Shared(SharedWal),
 }
 
@@ -284,7 +285,7 @@ impl Storage {
         }
         let wal = match options.group_commit {
             Some(policy) => Log::Shared(SharedWal::new(wal, policy)?),
-            None => Log::Plain(wal),
+            None => Log::Plain(Box::new(wal)),
         };
         let storage = Storage {
             dir,
@@ -304,7 +305,7 @@ impl Storage {
     /// The WAL, when it is not shared for group commit (see [`Storage::shared_wal`]).
     pub fn wal(&self) -> Option<&Wal> {
         match &self.wal {
-            Log::Plain(wal) => Some(wal),
+            Log::Plain(wal) => Some(wal.as_ref()),
             Log::Shared(_) => None,
         }
     }

@@ -246,7 +246,7 @@ fn dump_log(log: &LogDir, filter: &Filter, json: bool, out: &mut impl Write) -> 
                 &LogLine::Entry {
                     index: entry.index,
                     term: entry.term,
-                    entry_type: entry.entry_type as i32,
+                    entry_type: entry.get_entry_type() as i32,
                     data: &entry.data,
                 },
             )?;
