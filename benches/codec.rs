@@ -19,7 +19,9 @@ fn entries(count: usize, size: usize) -> Vec<Entry> {
         .map(|index| Entry {
             index,
             term: 1,
-            data: data.clone(),
+            // Shared with protobuf-codec (`Bytes`), a copy with prost-codec (`Vec<u8>`).
+            #[allow(clippy::useless_conversion)]
+            data: data.clone().into(),
             ..Default::default()
         })
         .collect()

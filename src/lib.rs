@@ -103,6 +103,8 @@
 //! - `raft`: [`RaftStorage`], raft-rs's `Storage` on a raftwal storage (pulls the `raft`
 //!   crate, which raft-rs users have already).
 //! - `sim`: [`fs::sim`], the simulated crashing disk, for tests of code built on raftwal.
+//! - `protobuf-codec` (default) or `prost-codec`: raft-rs's codec for its types, the one your
+//!   `raft` dependency uses (exactly one; `prost-codec` needs `protoc` to build raft-proto).
 //! - `postcard`: `journal::Postcard`, journal records of any serde type.
 //! - `etcd`: `store::etcd`, a journal's store in an etcd cluster with one fenced writer
 //!   (building it needs `protoc`, Debian's `protobuf-compiler`).
@@ -111,10 +113,20 @@
 //! [`Error::is_corruption`] and `docs/DURABILITY.md`.
 #![warn(missing_docs)]
 
+#[cfg(all(feature = "protobuf-codec", feature = "prost-codec"))]
+compile_error!(
+    "features `protobuf-codec` and `prost-codec` are exclusive: with prost-codec, turn off \
+     raftwal's default features"
+);
+#[cfg(not(any(feature = "protobuf-codec", feature = "prost-codec")))]
+compile_error!("raftwal needs one codec feature: `protobuf-codec` (the default) or `prost-codec`");
+
 mod applog;
 mod commit;
 mod decoder;
 mod encoder;
+#[cfg(feature = "raft")]
+mod entry_index;
 mod error;
 pub mod frame;
 pub mod fs;
@@ -145,7 +157,9 @@ pub use record::{walpb, RecordType, WalSnapshot};
 pub use repair::{ForcedCut, Repaired};
 pub use segment::{SegmentName, DEFAULT_SEGMENT_SIZE};
 pub use snap::{SnapName, Snapshotter};
-pub use storage::{Restored, Storage, StorageOptions, SNAP_DIR, WAL_DIR};
+pub use storage::{
+    Restored, Storage, StorageOptions, DEFAULT_ENTRY_CACHE_BYTES, SNAP_DIR, WAL_DIR,
+};
 pub use wal::{LogRecord, Recovered, Replay, Wal};
 
 /// The raft types the log stores, re-exported from raft-proto.

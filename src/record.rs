@@ -91,7 +91,7 @@ impl WalSnapshot {
     pub(crate) fn decode(data: &[u8]) -> Result<WalSnapshot, String> {
         let snap: walpb::Snapshot = prost::Message::decode(data).map_err(|e| e.to_string())?;
         let conf_state = match snap.conf_state {
-            Some(bytes) => Some(ConfState::parse_from_bytes(&bytes).map_err(|e| e.to_string())?),
+            Some(bytes) => Some(decode_message::<ConfState>(&bytes)?),
             None => None,
         };
         Ok(WalSnapshot {
@@ -102,14 +102,44 @@ impl WalSnapshot {
     }
 }
 
+/// Parses a raft message. Under either codec feature raft-proto's types implement
+/// `protobuf::Message`, but with `prost-codec` only through wrappers that delegate
+/// `merge_from_bytes` and `write_to_bytes` to prost (the stream-based methods, which
+/// `parse_from_bytes` and `write_to_vec` use, panic there); these two work with both.
+pub(crate) fn decode_message<M: protobuf::Message>(data: &[u8]) -> Result<M, String> {
+    let mut message = M::new();
+    message.merge_from_bytes(data).map_err(|e| e.to_string())?;
+    Ok(message)
+}
+
+/// Appends the encoding of a raft message to `buf` (see [`decode_message`] on the codecs),
+/// allocating nothing once `buf` is large enough.
+#[cfg(not(feature = "prost-codec"))]
+pub(crate) fn encode_message_into<M: protobuf::Message>(
+    message: &M,
+    buf: &mut Vec<u8>,
+) -> Result<(), String> {
+    message.write_to_vec(buf).map_err(|e| e.to_string())
+}
+
+/// Appends the encoding of a raft message to `buf` (see [`decode_message`] on the codecs),
+/// allocating nothing once `buf` is large enough.
+#[cfg(feature = "prost-codec")]
+pub(crate) fn encode_message_into<M: raft_prost::Message>(
+    message: &M,
+    buf: &mut Vec<u8>,
+) -> Result<(), String> {
+    message.encode(buf).map_err(|e| e.to_string())
+}
+
 /// Parses an entry record's data.
 pub(crate) fn decode_entry(data: &[u8]) -> Result<Entry, String> {
-    Entry::parse_from_bytes(data).map_err(|e| e.to_string())
+    decode_message(data)
 }
 
 /// Parses a state record's data.
 pub(crate) fn decode_hard_state(data: &[u8]) -> Result<HardState, String> {
-    HardState::parse_from_bytes(data).map_err(|e| e.to_string())
+    decode_message(data)
 }
 
 /// Whether `hs` is raft's empty HardState (nothing to persist).

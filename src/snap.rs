@@ -106,7 +106,8 @@ pub(crate) fn decode_snap_file(path: &Path, bytes: &[u8]) -> Result<Snapshot> {
             offset: 0,
         });
     }
-    Snapshot::parse_from_bytes(&data).map_err(|e| corrupt(format!("raft snapshot: {e}")))
+    crate::record::decode_message::<Snapshot>(&data)
+        .map_err(|e| corrupt(format!("raft snapshot: {e}")))
 }
 
 /// Saves and loads raft snapshots in one directory (etcd's `snap.Snapshotter`).

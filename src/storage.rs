@@ -13,28 +13,37 @@
 //! [`Storage::purge`].
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use raft_proto::eraftpb::{Entry, HardState, Snapshot};
 
+use crate::commit::{Completion, SharedWal, SyncPolicy};
+#[cfg(feature = "raft")]
+use crate::entry_index::{EntryIndex, SharedIndex};
 use crate::error::{Error, IoContext as _, Result};
 use crate::options::WalOptions;
 use crate::record::WalSnapshot;
 use crate::repair::Repaired;
 use crate::segment;
 use crate::snap::Snapshotter;
-use crate::wal::Wal;
+use crate::wal::{apply_entry, EntrySink, LogRecord, Replay, Wal};
 
 /// The WAL's directory inside a storage directory.
 pub const WAL_DIR: &str = "wal";
 /// The snapshot files' directory inside a storage directory.
 pub const SNAP_DIR: &str = "snap";
 
-/// How a [`Storage`] is kept: `StorageOptions::new()` is etcd's WAL configuration and two
-/// snapshot files kept.
+/// The default [`StorageOptions::entry_cache_bytes`]: 8 MiB.
+pub const DEFAULT_ENTRY_CACHE_BYTES: usize = 8 << 20;
+
+/// How a [`Storage`] is kept: `StorageOptions::new()` is etcd's WAL configuration, two
+/// snapshot files kept, saves synced by the caller's thread, and an 8 MiB entry cache.
 #[derive(Debug, Clone)]
 pub struct StorageOptions {
     pub(crate) wal: WalOptions,
     pub(crate) keep_snapshots: usize,
+    pub(crate) group_commit: Option<SyncPolicy>,
+    pub(crate) entry_cache_bytes: usize,
 }
 
 impl Default for StorageOptions {
@@ -42,6 +51,8 @@ impl Default for StorageOptions {
         StorageOptions {
             wal: WalOptions::default(),
             keep_snapshots: 2,
+            group_commit: None,
+            entry_cache_bytes: DEFAULT_ENTRY_CACHE_BYTES,
         }
     }
 }
@@ -66,6 +77,32 @@ impl StorageOptions {
         self.keep_snapshots = count.max(1);
         self
     }
+
+    /// Shares the WAL for group commit ([`SharedWal`]) under `policy`, which enables
+    /// [`Storage::submit`] (the async Ready path): saves are written by the caller and made
+    /// durable by a background sync thread, one fdatasync for every save that arrived meanwhile.
+    #[must_use]
+    pub fn group_commit(mut self, policy: SyncPolicy) -> StorageOptions {
+        self.group_commit = Some(policy);
+        self
+    }
+
+    /// How many bytes of the newest entries a `RaftStorage` keeps in memory; older entries are
+    /// read back from the segments when raft asks for them. Entries not yet written to the
+    /// segment files stay in memory whatever the budget.
+    #[must_use]
+    pub fn entry_cache_bytes(mut self, bytes: usize) -> StorageOptions {
+        self.entry_cache_bytes = bytes;
+        self
+    }
+}
+
+/// The WAL, written by the caller's thread or shared for group commit.
+#[derive(Debug)]
+enum Log {
+    /// Boxed: a `Wal` is large and a `SharedWal` a pointer.
+    Plain(Box<Wal>),
+    Shared(SharedWal),
 }
 
 /// What [`Storage::open`] recovered from disk.
@@ -87,7 +124,7 @@ pub struct Restored {
 #[derive(Debug)]
 pub struct Storage {
     dir: PathBuf,
-    wal: Wal,
+    wal: Log,
     snapshotter: Snapshotter,
     options: StorageOptions,
     /// Index of the newest snapshot saved or loaded (0 before the first).
@@ -141,7 +178,57 @@ impl Storage {
     /// of the WAL. When the WAL no longer reaches back that far, the error is
     /// [`Error::SnapshotFileMissing`].
     pub fn open(dir: impl AsRef<Path>, options: StorageOptions) -> Result<(Storage, Restored)> {
-        let dir = dir.as_ref().to_path_buf();
+        // The entries and the snapshot index they follow, reset when the log is read again.
+        let read = std::cell::RefCell::new((Vec::new(), 0));
+        let (storage, mut restored) = Storage::open_with(
+            dir.as_ref(),
+            options,
+            None,
+            &mut |snapshot_index| *read.borrow_mut() = (Vec::new(), snapshot_index),
+            &mut |_, entry| {
+                let (entries, start) = &mut *read.borrow_mut();
+                apply_entry(entries, *start, entry);
+            },
+        )?;
+        restored.entries = read.into_inner().0;
+        Ok((storage, restored))
+    }
+
+    /// [`Storage::open`] without the entries in memory: their positions go into an entry index
+    /// instead, which the log keeps up to date as it appends. `Restored::entries` is empty.
+    #[cfg(feature = "raft")]
+    pub(crate) fn open_indexed(
+        dir: &Path,
+        options: StorageOptions,
+    ) -> Result<(Storage, Restored, Arc<SharedIndex>)> {
+        let index = Arc::new(SharedIndex::new(EntryIndex::new(0)));
+        let sink: Arc<dyn EntrySink> = index.clone();
+        let (storage, restored) = Storage::open_with(
+            dir,
+            options,
+            Some(sink),
+            &mut |snapshot_index| index.lock().reset(snapshot_index),
+            &mut |replay, _| {
+                if let Some((segment, position)) = replay.last_entry_position() {
+                    index.lock().push(segment, position);
+                }
+            },
+        )?;
+        index.lock().mark_flushed();
+        Ok((storage, restored, index))
+    }
+
+    /// Opens and replays the log: `restart` is called with the snapshot index before each
+    /// reading of the log (a torn tail is repaired and the log read again), `entry` with each
+    /// entry in log order (raft overwrites not applied). `Restored::entries` is left empty.
+    fn open_with(
+        dir: &Path,
+        options: StorageOptions,
+        sink: Option<Arc<dyn EntrySink>>,
+        restart: &mut dyn FnMut(u64),
+        entry: &mut dyn FnMut(&Replay<'_>, Entry),
+    ) -> Result<(Storage, Restored)> {
+        let dir = dir.to_path_buf();
         let wal_dir = dir.join(WAL_DIR);
         let snap_dir = dir.join(SNAP_DIR);
         let snapshotter = Snapshotter::with_file_system(&snap_dir, options.wal.file_system.clone());
@@ -166,9 +253,10 @@ impl Storage {
         // A torn tail is a write the crash interrupted, never acknowledged: cut it off once and
         // read again, as etcd's server does.
         let mut repaired = None;
-        let (wal, recovered) = loop {
+        let mut wal = loop {
             let mut wal = options.wal.open(&wal_dir, &start).map_err(missing)?;
-            match wal.read_all() {
+            restart(start.index);
+            match replay_entries(&mut wal, entry) {
                 Err(Error::TornTail { .. }) if repaired.is_none() => {
                     drop(wal);
                     repaired = options.wal.repair(&wal_dir)?;
@@ -178,23 +266,33 @@ impl Storage {
                         });
                     }
                 }
-                result => break (wal, result?),
+                result => {
+                    result?;
+                    break wal;
+                }
             }
         };
         snapshotter.remove_newer_than(start.index)?;
+        let restored = Restored {
+            snapshot,
+            metadata: wal.metadata().unwrap_or_default().to_vec(),
+            hard_state: wal.hard_state().clone(),
+            entries: Vec::new(),
+            repaired,
+        };
+        if let Some(sink) = sink {
+            wal.set_entry_sink(sink);
+        }
+        let wal = match options.group_commit {
+            Some(policy) => Log::Shared(SharedWal::new(wal, policy)?),
+            None => Log::Plain(Box::new(wal)),
+        };
         let storage = Storage {
             dir,
             wal,
             snapshotter,
             options,
             snapshot_index: start.index,
-        };
-        let restored = Restored {
-            snapshot,
-            metadata: recovered.metadata,
-            hard_state: recovered.hard_state,
-            entries: recovered.entries,
-            repaired,
         };
         Ok((storage, restored))
     }
@@ -204,9 +302,20 @@ impl Storage {
         &self.dir
     }
 
-    /// The WAL.
-    pub fn wal(&self) -> &Wal {
-        &self.wal
+    /// The WAL, when it is not shared for group commit (see [`Storage::shared_wal`]).
+    pub fn wal(&self) -> Option<&Wal> {
+        match &self.wal {
+            Log::Plain(wal) => Some(wal.as_ref()),
+            Log::Shared(_) => None,
+        }
+    }
+
+    /// The WAL shared for group commit, with [`StorageOptions::group_commit`].
+    pub fn shared_wal(&self) -> Option<&SharedWal> {
+        match &self.wal {
+            Log::Plain(_) => None,
+            Log::Shared(shared) => Some(shared),
+        }
     }
 
     /// The snapshot files.
@@ -222,7 +331,26 @@ impl Storage {
     /// Appends `entries` and `hard_state` to the WAL; durable when raft requires it
     /// (see [`Wal::save`]).
     pub fn save(&mut self, hard_state: &HardState, entries: &[Entry]) -> Result<()> {
-        self.wal.save(hard_state, entries)
+        match &mut self.wal {
+            Log::Plain(wal) => wal.save(hard_state, entries),
+            Log::Shared(shared) => shared.save(hard_state, entries),
+        }
+    }
+
+    /// Appends like [`Storage::save`] but returns once the save is written, with a
+    /// [`Completion`] that fires when it is durable (see [`SharedWal::submit`]): the async Ready
+    /// path, where a raft-rs loop calls `advance_append_async` now and `on_persist_ready` when the
+    /// completion fires. Completions fire in log order.
+    ///
+    /// Needs [`StorageOptions::group_commit`]; without it this is [`Error::InvalidState`] and
+    /// writes nothing.
+    pub fn submit(&mut self, hard_state: &HardState, entries: &[Entry]) -> Result<Completion> {
+        match &mut self.wal {
+            Log::Plain(_) => Err(Error::InvalidState {
+                reason: "submit needs a storage opened with StorageOptions::group_commit",
+            }),
+            Log::Shared(shared) => shared.submit(hard_state, entries),
+        }
     }
 
     /// Saves a raft snapshot: its file first, then its marker in the WAL, synced. A snapshot not
@@ -239,11 +367,15 @@ impl Storage {
             });
         }
         self.snapshotter.save_snap(snapshot)?;
-        self.wal.save_snapshot_marker(&WalSnapshot {
+        let marker = WalSnapshot {
             index: meta.index,
             term: meta.term,
             conf_state: Some(meta.get_conf_state().clone()),
-        })?;
+        };
+        match &mut self.wal {
+            Log::Plain(wal) => wal.save_snapshot_marker(&marker)?,
+            Log::Shared(shared) => shared.save_snapshot_marker(&marker)?,
+        }
         self.snapshot_index = meta.index;
         Ok(())
     }
@@ -260,20 +392,29 @@ impl Storage {
             .map(|name| name.index)
             .min()
             .unwrap_or(0);
-        self.wal
-            .release_lock_to(oldest_kept.min(snapshot.get_metadata().index))
+        let index = oldest_kept.min(snapshot.get_metadata().index);
+        match &mut self.wal {
+            Log::Plain(wal) => wal.release_lock_to(index),
+            Log::Shared(shared) => shared.release_lock_to(index),
+        }
     }
 
     /// Makes everything saved so far durable.
     pub fn sync(&mut self) -> Result<()> {
-        self.wal.sync()
+        match &mut self.wal {
+            Log::Plain(wal) => wal.sync(),
+            Log::Shared(shared) => shared.sync(),
+        }
     }
 
     /// Whether the WAL refuses writes after a failure (see [`Wal::is_poisoned`]). After an
     /// error from [`Storage::save_snapshot`], this says whether the log itself failed (reopen the
     /// storage) or only the snap file could not be written (the log is intact; retry).
     pub fn is_poisoned(&self) -> bool {
-        self.wal.is_poisoned()
+        match &self.wal {
+            Log::Plain(wal) => wal.is_poisoned(),
+            Log::Shared(shared) => shared.is_poisoned(),
+        }
     }
 
     /// Deletes released WAL segments, oldest first, until `keep` segment files are left; stops
@@ -281,13 +422,30 @@ impl Storage {
     /// deleted. Crash-safe: see the segment directory's purge order (lock, remove, sync the
     /// directory, one segment at a time), so a crash never leaves a gap.
     pub fn purge(&mut self, keep: usize) -> Result<Vec<String>> {
-        self.wal.purge_released(keep)
+        match &self.wal {
+            Log::Plain(wal) => wal.purge_released(keep),
+            Log::Shared(shared) => shared.purge_released(keep),
+        }
     }
 
     /// Syncs and closes the WAL, releasing its locks.
     pub fn close(self) -> Result<()> {
-        self.wal.close()
+        match self.wal {
+            Log::Plain(wal) => wal.close(),
+            Log::Shared(shared) => shared.close(),
+        }
     }
+}
+
+/// Streams `wal`'s records to their end, handing each entry to `entry`.
+fn replay_entries(wal: &mut Wal, entry: &mut dyn FnMut(&Replay<'_>, Entry)) -> Result<()> {
+    let mut replay = wal.replay()?;
+    while let Some(record) = replay.next() {
+        if let LogRecord::Entry(e) = record? {
+            entry(&replay, e);
+        }
+    }
+    Ok(())
 }
 
 /// Builds a storage in `<dir>.tmp` and renames it to `dir` (see

@@ -85,7 +85,9 @@ fn sixteen_blocking_savers_are_each_acknowledged_and_the_log_holds_exactly_their
     for record in WalOptions::new().raw_records(&dir).unwrap() {
         let record = record.unwrap();
         if record.kind == RecordType::State {
-            let hs: HardState = protobuf::Message::parse_from_bytes(&record.data).unwrap();
+            // merge_from_bytes, not parse_from_bytes: the one that works under both codecs.
+            let mut hs = HardState::default();
+            protobuf::Message::merge_from_bytes(&mut hs, &record.data).unwrap();
             let t = (hs.term - 1) / 1000;
             seen[t as usize].push((hs.term - 1) % 1000);
         }

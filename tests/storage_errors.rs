@@ -241,7 +241,7 @@ fn save_snapshot_says_whether_the_log_itself_failed() {
         });
         let err = s.save_snapshot(&snapshot(5)).unwrap_err();
         assert_eq!(s.is_poisoned(), log_failed, "{op:?} failed: {err}");
-        assert_eq!(s.wal().is_poisoned(), log_failed);
+        assert_eq!(s.is_poisoned(), log_failed);
         if !log_failed {
             s.save_snapshot(&snapshot(5)).unwrap();
         }

@@ -97,7 +97,7 @@ fn purge_deletes_released_segments_oldest_first_and_stops_at_a_locked_one() {
     let before = segments(&dir);
     s.save_snapshot(&snapshot(20)).unwrap();
     s.release(&snapshot(20)).unwrap();
-    let held = s.wal().locked_segments();
+    let held = s.wal().unwrap().locked_segments();
     assert!(held.len() < before.len(), "release unlocked some segments");
 
     // Someone else (a reader, another process) holds the third segment.
@@ -141,7 +141,7 @@ fn release_keeps_the_wal_from_the_oldest_kept_snapshot() {
     assert_eq!(snaps, vec![30, 20]);
     // The first segment held is the last one starting below 20, where a reopen at snapshot 20
     // starts reading.
-    let held = s.wal().locked_segments();
+    let held = s.wal().unwrap().locked_segments();
     let first_held = raftwal::SegmentName::parse(&held[0]).unwrap();
     let names = WalOptions::new()
         .segments(dir.join(raftwal::WAL_DIR))

@@ -84,7 +84,7 @@ impl Filter {
     /// Whether `entry` is shown.
     pub fn admits(&self, entry: &Entry) -> bool {
         (self.start..=self.end).contains(&entry.index)
-            && (self.types.is_empty() || self.types.contains(&entry.entry_type))
+            && (self.types.is_empty() || self.types.contains(&entry.get_entry_type()))
     }
 }
 
@@ -246,7 +246,7 @@ fn dump_log(log: &LogDir, filter: &Filter, json: bool, out: &mut impl Write) -> 
                 &LogLine::Entry {
                     index: entry.index,
                     term: entry.term,
-                    entry_type: entry.entry_type as i32,
+                    entry_type: entry.get_entry_type() as i32,
                     data: &entry.data,
                 },
             )?;
@@ -256,7 +256,7 @@ fn dump_log(log: &LogDir, filter: &Filter, json: bool, out: &mut impl Write) -> 
                 "{:>10} {:>6}  {:<14} {:>9}  {}",
                 entry.index,
                 entry.term,
-                entry_type_name(entry.entry_type),
+                entry_type_name(entry.get_entry_type()),
                 entry.data.len(),
                 preview(&entry.data)
             )?;

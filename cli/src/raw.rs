@@ -118,7 +118,7 @@ fn line_of<'a>(record: &'a RawRecord, payload: &'a Payload) -> RawLine<'a> {
             offset,
             index: entry.index,
             term: entry.term,
-            entry_type: entry.entry_type as i32,
+            entry_type: entry.get_entry_type() as i32,
             data: &entry.data,
         },
         Payload::HardState(hs) => RawLine::HardState {

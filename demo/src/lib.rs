@@ -12,15 +12,20 @@
 //! release, purge). At the end the three maps must be identical and hold every acknowledged
 //! command, and each node reopened from disk must rebuild the same map; any mismatch exits
 //! non-zero. The binary `raft_cluster` and the test `tests/raft_cluster.rs` run this code.
+//!
+//! With `--async` the nodes take raft-rs's async Ready path: each Ready is submitted
+//! ([`RaftStorage::submit`], group commit underneath), the loop goes on with
+//! `advance_append_async`, and `on_persist_ready` runs when the save's completion has fired;
+//! the messages that need the save durable wait for it too.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::time::{Duration, Instant};
 
 use raft::eraftpb::{ConfState, Entry, EntryType, Message, MessageType};
 use raft::{Config, RawNode, SnapshotStatus, StateRole, Storage as _};
-use raftwal::{RaftStorage, StorageOptions, WalOptions};
+use raftwal::{Completion, RaftStorage, StorageOptions, SyncPolicy, WalOptions};
 
 /// The members of the cluster.
 pub const NODES: [u64; 3] = [1, 2, 3];
@@ -47,6 +52,9 @@ pub struct ClusterConfig {
     pub keep_segments: usize,
     /// Commands in flight (proposed, not acknowledged) at most.
     pub window: usize,
+    /// raft-rs's async Ready path: submit each Ready's save and go on, `on_persist_ready` once
+    /// it is durable (group commit underneath).
+    pub async_ready: bool,
 }
 
 impl ClusterConfig {
@@ -59,6 +67,7 @@ impl ClusterConfig {
             segment_size: 64 * 1024,
             keep_segments: 2,
             window: 128,
+            async_ready: false,
         }
     }
 }
@@ -141,7 +150,8 @@ enum Stage {
     BeforeSend,
     /// In a Ready with entries: after sending its messages, before persisting anything.
     BeforePersist,
-    /// In a Ready with entries: after persisting, before sending the persisted messages.
+    /// In a Ready with entries: after persisting, before sending the persisted messages. On the
+    /// async path: after submitting the save, before it is known to be durable.
     AfterPersist,
 }
 
@@ -167,6 +177,16 @@ struct Live {
     kv: BTreeMap<String, String>,
     /// Index of the newest snapshot taken or installed.
     snapshot_index: u64,
+    /// On the async path: Readies submitted and not yet known durable, in order, with the
+    /// messages that must wait for that.
+    pending: VecDeque<Pending>,
+}
+
+/// A Ready's save in flight on the async path.
+struct Pending {
+    number: u64,
+    done: Completion,
+    persisted_messages: Vec<Message>,
 }
 
 struct Node {
@@ -196,7 +216,12 @@ struct Stats {
 }
 
 fn storage_options(config: &ClusterConfig) -> StorageOptions {
-    StorageOptions::new().wal(WalOptions::new().segment_size(config.segment_size))
+    let options = StorageOptions::new().wal(WalOptions::new().segment_size(config.segment_size));
+    if config.async_ready {
+        options.group_commit(SyncPolicy::Grouped)
+    } else {
+        options
+    }
 }
 
 fn raft_config(id: u64, applied: u64) -> Result<Config, String> {
@@ -289,6 +314,7 @@ fn start(id: u64, storage: RaftStorage) -> Result<Live, String> {
         raft,
         kv,
         snapshot_index,
+        pending: VecDeque::new(),
     })
 }
 
@@ -330,7 +356,20 @@ impl Node {
         if mid_stream && crash_at == Some(Stage::BeforePersist) {
             return Ok(true);
         }
-        if !ready.snapshot().is_empty() {
+        // A snapshot goes the blocking way even on the async path: raft may apply it only once
+        // it is persisted, and every save submitted before it must be durable first.
+        let installs_snapshot = !ready.snapshot().is_empty();
+        if installs_snapshot {
+            while let Some(persisted) = live.pending.pop_front() {
+                persisted
+                    .done
+                    .wait()
+                    .map_err(|e| format!("node {id}: persisting a Ready: {e}"))?;
+                send(net, persisted.persisted_messages);
+                live.raft.on_persist_ready(persisted.number);
+            }
+        }
+        if installs_snapshot {
             let snapshot = ready.snapshot().clone();
             live.kv = decode_kv(&snapshot.data)?;
             live.snapshot_index = snapshot.get_metadata().index;
@@ -343,22 +382,45 @@ impl Node {
         for cmd in apply(&mut live.kv, &ready.take_committed_entries())? {
             stats.acked.entry(cmd).or_insert(iteration);
         }
-        // Entries and HardState in one write and one sync, before the messages that need them.
-        live.raft
-            .mut_store()
-            .save(ready.hs(), ready.entries())
-            .map_err(err)?;
-        if mid_stream && crash_at == Some(Stage::AfterPersist) {
-            return Ok(true);
-        }
-        send(net, ready.take_persisted_messages());
-        let mut light = live.raft.advance(ready);
-        if let Some(commit) = light.commit_index() {
-            live.raft.mut_store().set_commit(commit).map_err(err)?;
-        }
-        send(net, light.take_messages());
-        for cmd in apply(&mut live.kv, &light.take_committed_entries())? {
-            stats.acked.entry(cmd).or_insert(iteration);
+        let light = if config.async_ready && !installs_snapshot {
+            // Written now, durable later: the loop goes on, and the messages that need the save
+            // durable wait for its completion (see `on_persisted`).
+            let done = live
+                .raft
+                .mut_store()
+                .submit(ready.hs(), ready.entries())
+                .map_err(err)?;
+            if mid_stream && crash_at == Some(Stage::AfterPersist) {
+                return Ok(true);
+            }
+            live.pending.push_back(Pending {
+                number: ready.number(),
+                done,
+                persisted_messages: ready.take_persisted_messages(),
+            });
+            live.raft.advance_append_async(ready);
+            None
+        } else {
+            // Entries and HardState in one write and one sync, before the messages that need
+            // them.
+            live.raft
+                .mut_store()
+                .save(ready.hs(), ready.entries())
+                .map_err(err)?;
+            if mid_stream && crash_at == Some(Stage::AfterPersist) {
+                return Ok(true);
+            }
+            send(net, ready.take_persisted_messages());
+            Some(live.raft.advance(ready))
+        };
+        if let Some(mut light) = light {
+            if let Some(commit) = light.commit_index() {
+                live.raft.mut_store().set_commit(commit).map_err(err)?;
+            }
+            send(net, light.take_messages());
+            for cmd in apply(&mut live.kv, &light.take_committed_entries())? {
+                stats.acked.entry(cmd).or_insert(iteration);
+            }
         }
         live.raft.advance_apply();
 
@@ -373,6 +435,24 @@ impl Node {
             stats.snapshots += 1;
         }
         Ok(false)
+    }
+
+    /// On the async path: for every submitted Ready whose save is durable, in order, sends the
+    /// messages that waited for it and tells raft (`on_persist_ready`).
+    fn on_persisted(&mut self, net: &HashMap<u64, Sender<Message>>) -> Result<(), String> {
+        let id = self.id;
+        let Some(live) = self.live.as_mut() else {
+            return Ok(());
+        };
+        while let Some(outcome) = live.pending.front().and_then(|p| p.done.try_wait()) {
+            outcome.map_err(|e| format!("node {id}: persisting a Ready: {e}"))?;
+            let Some(persisted) = live.pending.pop_front() else {
+                break;
+            };
+            send(net, persisted.persisted_messages);
+            live.raft.on_persist_ready(persisted.number);
+        }
+        Ok(())
     }
 
     /// Drops the node as a crash would: no close, no sync of what is buffered.
@@ -562,6 +642,7 @@ pub fn run(config: &ClusterConfig) -> Result<Report, String> {
                 // A stale message from before a restart may be refused; raft copes.
                 let _ = live.raft.step(message);
             }
+            node.on_persisted(&net)?;
             if node.on_ready(&net, config, &mut stats, iteration)? {
                 node.crash(iteration);
                 report.crashes += 1;

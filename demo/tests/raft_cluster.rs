@@ -32,3 +32,30 @@ fn three_nodes_survive_crashes_with_every_command_and_bounded_wal() {
         assert!(*files <= 6, "node {node} had {files} WAL files");
     }
 }
+
+#[test]
+fn three_nodes_on_the_async_ready_path_survive_crashes_with_every_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = ClusterConfig {
+        commands: 1500,
+        snapshot_every: 100,
+        segment_size: 4096,
+        keep_segments: 1,
+        async_ready: true,
+        ..ClusterConfig::new(tmp.path())
+    };
+    // Every Ready is submitted and `on_persist_ready` follows its completion; `run` checks
+    // that the maps agree, hold every acknowledged command, and rebuild from disk.
+    let report = run(&config).unwrap_or_else(|e| panic!("async cluster failed: {e}"));
+    println!("{report}");
+
+    assert_eq!(report.acknowledged, 1500);
+    assert!(report.crashes >= 5, "{} crashes", report.crashes);
+    assert!(report.restarts >= 3, "{} restarts", report.restarts);
+    assert!(report.snapshots >= 20, "{} snapshots", report.snapshots);
+    assert!(
+        report.segments_purged >= 20,
+        "{} segments purged",
+        report.segments_purged
+    );
+}

@@ -5,6 +5,7 @@
 //! locks comes from the segment directory (`segment.rs`); what a log may do next is its
 //! [`Mode`].
 
+mod positions;
 mod replay;
 
 use std::fmt;
@@ -20,11 +21,12 @@ use crate::error::{Error, IoContext as _, Result};
 use crate::fs::WalFile;
 use crate::observe;
 use crate::options::WalOptions;
-use crate::record::{is_empty_hard_state, must_sync, RecordType, WalSnapshot};
+use crate::record::{encode_message_into, is_empty_hard_state, must_sync, RecordType, WalSnapshot};
 use crate::segment::{self, Access, OpenSegment, SegmentDir, SegmentName};
 use crate::segment_pipeline::FilePipeline;
 
-pub(crate) use replay::{valid_snapshot_entries, verify};
+pub(crate) use positions::{EntryPosition, EntrySink, SegmentRef};
+pub(crate) use replay::{apply_entry, valid_snapshot_entries, verify};
 pub use replay::{LogRecord, Recovered, Replay};
 
 /// What a log can do next. One value instead of a combination of optional fields, so that every
@@ -64,6 +66,10 @@ pub struct Wal {
     pipeline: Option<FilePipeline>,
     /// Reused buffer for encoding raft messages.
     scratch: Vec<u8>,
+    /// Told where appended entries land (an entry index), if anyone listens.
+    entry_sink: Option<Arc<dyn EntrySink>>,
+    /// Reused buffer for the positions of one save's entries.
+    positions: Vec<EntryPosition>,
 }
 
 impl fmt::Debug for Wal {
@@ -136,6 +142,8 @@ impl Wal {
             mode: Mode::Appending(encoder),
             pipeline: Some(pipeline),
             scratch: Vec::new(),
+            entry_sink: None,
+            positions: Vec::new(),
         })
     }
 
@@ -182,6 +190,8 @@ impl Wal {
             mode: Mode::Replaying { decoder, access },
             pipeline,
             scratch: Vec::new(),
+            entry_sink: None,
+            positions: Vec::new(),
         })
     }
 
@@ -196,6 +206,13 @@ impl Wal {
     pub(crate) fn purge_released(&self, keep: usize) -> Result<Vec<String>> {
         let in_use_from = self.locks.first().map_or(u64::MAX, |l| l.name.seq);
         self.dir.purge(keep, in_use_from)
+    }
+
+    /// Tells `sink` where every entry appended from now on lands, and when the appended bytes
+    /// are in the files.
+    #[cfg_attr(not(feature = "raft"), allow(dead_code))]
+    pub(crate) fn set_entry_sink(&mut self, sink: Arc<dyn EntrySink>) {
+        self.entry_sink = Some(sink);
     }
 
     /// Whether the log refuses writes after a failed write, sync, cut or read. Every write then
@@ -331,23 +348,42 @@ impl Wal {
 
     fn append(&mut self, hard_state: &HardState, entries: &[Entry], sync: bool) -> Result<()> {
         let mut scratch = std::mem::take(&mut self.scratch);
+        let mut positions = std::mem::take(&mut self.positions);
+        positions.clear();
         for entry in entries {
             scratch.clear();
-            entry
-                .write_to_vec(&mut scratch)
-                .map_err(|e| Error::Encode {
-                    reason: e.to_string(),
-                })?;
+            encode_message_into(entry, &mut scratch).map_err(|reason| Error::Encode { reason })?;
+            if self.entry_sink.is_some() {
+                let encoder = self.encoder()?;
+                positions.push(EntryPosition {
+                    index: entry.index,
+                    term: entry.term,
+                    offset: encoder.offset(),
+                    data_len: scratch.len() as u64,
+                    prev_crc: encoder.crc(),
+                });
+            }
             self.encode_record(RecordType::Entry, &scratch)?;
             self.last_index = entry.index;
         }
+        // Every entry of one save is in the tail segment: a cut happens only after the save.
+        if let (Some(sink), Some(tail)) = (&self.entry_sink, self.locks.last()) {
+            if !positions.is_empty() {
+                sink.encoded(
+                    SegmentRef {
+                        seq: tail.name.seq,
+                        path: &tail.path,
+                        file: &tail.file,
+                    },
+                    &positions,
+                );
+            }
+        }
+        self.positions = positions;
         if !is_empty_hard_state(hard_state) {
             scratch.clear();
-            hard_state
-                .write_to_vec(&mut scratch)
-                .map_err(|e| Error::Encode {
-                    reason: e.to_string(),
-                })?;
+            encode_message_into(hard_state, &mut scratch)
+                .map_err(|reason| Error::Encode { reason })?;
             self.encode_record(RecordType::State, &scratch)?;
             self.hard_state.clone_from(hard_state);
         }
@@ -404,7 +440,11 @@ impl Wal {
         encoder
             .flush()
             .ctx(|| format!("writing {}", tail_path(&self.locks).display()))?;
-        Ok(encoder.file().clone())
+        let file = encoder.file().clone();
+        if let Some(sink) = &self.entry_sink {
+            sink.flushed();
+        }
+        Ok(file)
     }
 
     /// [`Wal::save`] without the sync: appends (cutting when the segment is full, which syncs)
@@ -448,6 +488,9 @@ impl Wal {
             .ctx(|| format!("truncating {}", old_path.display()))?;
         observe::fsync(Some(&old_path), || old.file().sync_data())
             .ctx(|| format!("syncing {}", old_path.display()))?;
+        if let Some(sink) = &self.entry_sink {
+            sink.flushed();
+        }
 
         // 2. Fill the prepared file with the segment header: the crc chain, the metadata, and
         //    the last HardState, so a reader starting here knows all three.

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use raft_proto::eraftpb::{Entry, HardState};
 
-use super::{Mode, Wal};
+use super::{EntryPosition, Mode, SegmentRef, Wal};
 use crate::decoder::{DecodedRecord, Decoder, End, Step};
 use crate::encoder::Encoder;
 use crate::error::{Error, IoContext as _, Result};
@@ -58,6 +58,8 @@ pub struct Replay<'a> {
     last_index: u64,
     matched: bool,
     done: bool,
+    /// Where the entry yielded last is: its segment (in the decoder's list) and frame.
+    last_entry: Option<(usize, EntryPosition)>,
 }
 
 impl Wal {
@@ -72,6 +74,7 @@ impl Wal {
             last_index,
             matched: false,
             done: false,
+            last_entry: None,
         })
     }
 
@@ -134,11 +137,30 @@ impl Iterator for Replay<'_> {
 }
 
 impl Replay<'_> {
+    /// Where the entry [`Replay::next`] yielded last is on disk (`None` before the first).
+    #[cfg_attr(not(feature = "raft"), allow(dead_code))]
+    pub(crate) fn last_entry_position(&self) -> Option<(SegmentRef<'_>, EntryPosition)> {
+        let (segment, position) = self.last_entry?;
+        let Mode::Replaying { decoder, .. } = &self.wal.mode else {
+            return None;
+        };
+        let segment = decoder.segments().get(segment)?;
+        Some((
+            SegmentRef {
+                seq: segment.name.seq,
+                path: &segment.path,
+                file: &segment.file,
+            },
+            position,
+        ))
+    }
+
     fn step(&mut self) -> Result<Option<LogRecord>> {
         loop {
             let Mode::Replaying { decoder, .. } = &mut self.wal.mode else {
                 return Err(already_read());
             };
+            let prev_crc = decoder.crc();
             let record = match decoder.next_record()? {
                 Step::Record(record) => {
                     observe::replayed(decoder.last_valid_offset() - record.offset);
@@ -181,6 +203,16 @@ impl Replay<'_> {
                         self.last_index = start;
                     }
                     self.wal.last_index = entry.index;
+                    self.last_entry = Some((
+                        record.segment,
+                        EntryPosition {
+                            index: entry.index,
+                            term: entry.term,
+                            offset: record.offset,
+                            data_len: data.len() as u64,
+                            prev_crc,
+                        },
+                    ));
                     return Ok(Some(LogRecord::Entry(entry)));
                 }
                 RecordType::State => {

@@ -75,6 +75,19 @@ const PASSES: &[Pass] = &[
         ],
         needs: &[PROTOC],
     },
+    // raft-rs's other codec: raft-proto's prost-codec generates its types with prost-build,
+    // which runs protoc.
+    Pass {
+        name: "prost-codec",
+        cargo_args: &[
+            "test",
+            "--workspace",
+            "--no-default-features",
+            "--features",
+            "prost-codec",
+        ],
+        needs: &[PROTOC],
+    },
 ];
 
 fn main() {

@@ -21,6 +21,10 @@ struct Args {
     /// Where to put the nodes' directories (default: a temporary directory, removed after).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// raft-rs's async Ready path: submit each Ready's save (group commit) and call
+    /// `on_persist_ready` once it is durable.
+    #[arg(long = "async")]
+    async_ready: bool,
 }
 
 fn main() {
@@ -45,14 +49,20 @@ fn main() {
         commands: args.commands,
         snapshot_every: args.snapshot_every,
         segment_size: args.segment_size,
+        async_ready: args.async_ready,
         ..ClusterConfig::new(&dir)
     };
     println!(
-        "raft_cluster: 3 nodes under {}, {} commands, snapshot every {} entries, {} byte segments",
+        "raft_cluster: 3 nodes under {}, {} commands, snapshot every {} entries, {} byte segments{}",
         dir.display(),
         config.commands,
         config.snapshot_every,
-        config.segment_size
+        config.segment_size,
+        if config.async_ready {
+            ", async Ready path"
+        } else {
+            ""
+        }
     );
     match run(&config) {
         Ok(report) => {

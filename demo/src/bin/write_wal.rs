@@ -188,16 +188,18 @@ fn put_entry(index: u64, term: u64) -> Entry {
 }
 
 fn conf_change_entry(index: u64, node_id: u64) -> Entry {
-    let change = ConfChange {
-        change_type: ConfChangeType::AddNode,
+    // Setters rather than fields: the enum fields are `i32`s with prost-codec.
+    let mut change = ConfChange {
         node_id,
         ..Default::default()
     };
-    Entry {
+    change.set_change_type(ConfChangeType::AddNode);
+    let mut entry = Entry {
         index,
         term: 1,
-        entry_type: EntryType::EntryConfChange,
         data: change.write_to_bytes().unwrap_or_default().into(),
         ..Default::default()
-    }
+    };
+    entry.set_entry_type(EntryType::EntryConfChange);
+    entry
 }

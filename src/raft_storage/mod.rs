@@ -1,24 +1,38 @@
 //! [`RaftStorage`]: a durable `raft::Storage` for raft-rs, on top of [`Storage`].
 //!
-//! The entries since the newest snapshot live in memory, as in raft-rs's `MemStorage`; every
-//! change goes to the WAL (or the snap files) before memory, so reopening the directory
-//! rebuilds the same storage: the newest snapshot, then the WAL after it.
+//! The entries since the newest snapshot stay on disk: memory holds an entry index (where each
+//! entry's frame is, a few bytes per entry, see `entry_index`) and a cache of the newest entries
+//! bounded by [`StorageOptions::entry_cache_bytes`] (`cache.rs`). Every change goes to the WAL
+//! (or the snap files) before memory, so reopening the directory rebuilds the same storage: the
+//! newest snapshot, then the WAL after it.
+
+mod cache;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use raft::{GetEntriesContext, RaftState, StorageError};
 use raft_proto::eraftpb::{ConfState, Entry, HardState, Snapshot};
 
+use crate::commit::Completion;
+use crate::entry_index::{self, SharedIndex};
 use crate::error::{Error, Result};
 use crate::repair::Repaired;
 use crate::storage::{Storage, StorageOptions};
+use cache::EntryCache;
 
 /// A raft-rs log storage that persists through raftwal.
 ///
 /// Drive it from the Ready loop: [`RaftStorage::apply_snapshot`] for a received snapshot,
 /// [`RaftStorage::save`] for the ready's entries and HardState (one sync),
 /// [`RaftStorage::set_commit`] for a light ready's commit index, and
-/// [`RaftStorage::snapshot_and_compact`] once the state machine has applied enough.
+/// [`RaftStorage::snapshot_and_compact`] once the state machine has applied enough. On the
+/// async Ready path ([`StorageOptions::group_commit`]), [`RaftStorage::submit`] replaces `save`:
+/// call `advance_append_async` at once and `on_persist_ready` when its [`Completion`] fires.
+///
+/// Memory does not grow with the log: entries are read back from the WAL segments when raft
+/// asks for them (checked against their record's CRC), except the newest ones, which a cache
+/// of [`StorageOptions::entry_cache_bytes`] keeps.
 ///
 /// Membership: [`raft::Storage::initial_state`] returns the membership of the newest snapshot
 /// after a reopen; raft then hands back the committed entries after it, including conf
@@ -31,10 +45,14 @@ pub struct RaftStorage {
     conf_state: ConfState,
     /// The newest snapshot, with its data: what raft sends to a peer that is too far behind.
     snapshot: Snapshot,
-    /// Index and term of the entry just before `entries`: the compaction point.
+    /// Index and term of the entry just before the first one: the compaction point.
     prev: (u64, u64),
-    /// The entries from `prev.0 + 1` on, contiguous.
-    entries: Vec<Entry>,
+    /// The index of the last entry.
+    last: u64,
+    /// Where the entries `(prev.0, last]` are on disk; the log keeps it up to date as it appends.
+    index: Arc<SharedIndex>,
+    /// The newest entries.
+    cache: EntryCache,
     /// The torn WAL tail that opening cut off, if any.
     repaired: Option<Repaired>,
 }
@@ -82,16 +100,20 @@ impl RaftStorage {
 
     /// Opens the storage in `dir` and rebuilds it: the newest snapshot, then the WAL after it.
     pub fn open(dir: impl AsRef<Path>, options: StorageOptions) -> Result<RaftStorage> {
-        let (storage, restored) = Storage::open(dir, options)?;
+        let budget = options.entry_cache_bytes;
+        let (storage, restored, index) = Storage::open_indexed(dir.as_ref(), options)?;
         let snapshot = restored.snapshot.unwrap_or_default();
         let meta = snapshot.get_metadata();
+        let last = index.lock().last();
         Ok(RaftStorage {
             storage,
             hard_state: restored.hard_state,
             conf_state: meta.get_conf_state().clone(),
             prev: (meta.index, meta.term),
+            last,
+            index,
+            cache: EntryCache::new(last + 1, budget),
             snapshot,
-            entries: restored.entries,
             repaired: restored.repaired,
         })
     }
@@ -126,7 +148,19 @@ impl RaftStorage {
     }
 
     fn last(&self) -> u64 {
-        self.entries.last().map_or(self.prev.0, |e| e.index)
+        self.last
+    }
+
+    /// The bytes the entry index takes (it grows with the number of entries since the last
+    /// compaction, a few bytes each).
+    pub fn index_bytes(&self) -> usize {
+        self.index.lock().heap_bytes()
+    }
+
+    /// The bytes the cache of the newest entries takes (at most
+    /// [`StorageOptions::entry_cache_bytes`], plus entries not yet written to the files).
+    pub fn cached_bytes(&self) -> usize {
+        self.cache.bytes()
     }
 
     /// Checks that `entries` can be appended: contiguous, starting within the log or right
@@ -167,14 +201,46 @@ impl RaftStorage {
         self.check_append(entries)?;
         let empty = HardState::default();
         self.storage.save(hard_state.unwrap_or(&empty), entries)?;
-        if let Some(head) = entries.first() {
-            self.entries.truncate((head.index - self.first()) as usize);
-            self.entries.extend_from_slice(entries);
+        self.took(hard_state, entries);
+        Ok(())
+    }
+
+    /// Persists like [`RaftStorage::save`] but returns once the save is written, with a
+    /// [`Completion`] that fires when it is durable: the async Ready path. The storage serves
+    /// the entries at once (from memory until they are in the segment files).
+    ///
+    /// ```text
+    /// let done = storage.submit(ready.hs(), ready.entries())?;
+    /// let light = node.advance_append_async(ready);
+    /// // ... later, when `done` has fired (in log order):
+    /// node.on_persist_ready(ready_number);
+    /// ```
+    ///
+    /// Needs [`StorageOptions::group_commit`] ([`Error::InvalidState`] otherwise); refuses what
+    /// `save` refuses, writing nothing.
+    pub fn submit(
+        &mut self,
+        hard_state: Option<&HardState>,
+        entries: &[Entry],
+    ) -> Result<Completion> {
+        self.check_append(entries)?;
+        let empty = HardState::default();
+        let done = self.storage.submit(hard_state.unwrap_or(&empty), entries)?;
+        self.took(hard_state, entries);
+        Ok(done)
+    }
+
+    /// Takes a written save into memory.
+    fn took(&mut self, hard_state: Option<&HardState>, entries: &[Entry]) {
+        if let Some(tail) = entries.last() {
+            self.last = tail.index;
+            self.cache.append(entries);
+            let flushed = self.index.lock().flushed();
+            self.cache.evict(flushed);
         }
         if let Some(hs) = hard_state {
             self.hard_state.clone_from(hs);
         }
-        Ok(())
     }
 
     /// Appends entries; see [`RaftStorage::save`].
@@ -189,9 +255,17 @@ impl RaftStorage {
 
     /// Saves a new commit index (a light ready's). Not synced on its own: raft recomputes a
     /// lost commit index.
+    ///
+    /// With group commit it is submitted and not waited for: under the `Grouped` policy a
+    /// blocking save of it would wait for every save submitted before it to be durable.
     pub fn set_commit(&mut self, commit: u64) -> Result<()> {
         let mut hard_state = self.hard_state.clone();
         hard_state.commit = commit;
+        if self.storage.shared_wal().is_some() {
+            // Fires with the saves before it; nothing needs to know when.
+            let _fires_later = self.submit(Some(&hard_state), &[])?;
+            return Ok(());
+        }
         self.set_hard_state(hard_state)
     }
 
@@ -231,7 +305,9 @@ impl RaftStorage {
         self.hard_state = hard_state;
         self.conf_state = meta.get_conf_state().clone();
         self.prev = (index, term);
-        self.entries.clear();
+        self.last = index;
+        self.index.lock().reset(index);
+        self.cache.reset(index + 1);
         self.snapshot = snapshot;
         self.storage.release(&self.snapshot)
     }
@@ -257,7 +333,10 @@ impl RaftStorage {
             });
         }
         let term = self.term_of(index)?;
+        let data: bytes::Bytes = data.into();
         let mut snapshot = Snapshot {
+            // `Bytes` with protobuf-codec (no conversion), `Vec<u8>` with prost-codec.
+            #[allow(clippy::useless_conversion)]
             data: data.into(),
             ..Default::default()
         };
@@ -270,7 +349,8 @@ impl RaftStorage {
         Ok(snapshot)
     }
 
-    /// Drops the entries before `compact_index` from memory (raft-rs's `MemStorage::compact`).
+    /// Drops the entries before `compact_index` (raft-rs's `MemStorage::compact`): reads below
+    /// it are `Compacted`, and their segments can be released.
     /// At or below the first index it does nothing.
     ///
     /// The newest snapshot must cover everything dropped ([`Error::CompactBeyondSnapshot`]):
@@ -295,8 +375,8 @@ impl RaftStorage {
             });
         }
         let term = self.term_of(compact_index - 1)?;
-        self.entries
-            .drain(..(compact_index - self.first()) as usize);
+        self.index.lock().compact_to(compact_index);
+        self.cache.compact_to(compact_index);
         self.prev = (compact_index - 1, term);
         Ok(())
     }
@@ -347,7 +427,48 @@ impl RaftStorage {
         if index == self.prev.0 {
             return Ok(self.prev.1);
         }
-        Ok(self.entries[(index - self.first()) as usize].term)
+        self.index.lock().term(index).ok_or(Error::InvalidState {
+            reason: "an entry within the log is missing from the entry index",
+        })
+    }
+
+    /// Entries `[low, high)` (within the log), at most `max_size` bytes of their encodings but
+    /// at least one: what the size limit lets through is read from disk, the newest from the
+    /// cache.
+    fn read_entries(&self, low: u64, high: u64, max_size: Option<u64>) -> Result<Vec<Entry>> {
+        let cache_first = self.cache.first();
+        let (end, spans) = {
+            let index = self.index.lock();
+            let max = max_size.unwrap_or(u64::MAX);
+            let (mut end, mut size) = (low, 0u64);
+            while end < high {
+                size = size.saturating_add(index.size(end));
+                if end > low && size > max {
+                    break;
+                }
+                end += 1;
+            }
+            let disk_end = end.min(cache_first);
+            let spans = if low < disk_end {
+                index.locate(low, disk_end)
+            } else {
+                Vec::new()
+            };
+            (end, spans)
+        };
+        let mut entries = Vec::with_capacity((end - low) as usize);
+        entry_index::read_spans(&spans, &mut entries)?;
+        let disk_end = end.min(cache_first);
+        if entries.len() as u64 != disk_end.saturating_sub(low) {
+            return Err(Error::InvalidState {
+                reason: "an entry within the log is missing from the entry index",
+            });
+        }
+        if end > cache_first {
+            self.cache
+                .copy_range(low.max(cache_first), end, &mut entries);
+        }
+        Ok(entries)
     }
 }
 
@@ -374,8 +495,11 @@ impl raft::Storage for RaftStorage {
         ))
     }
 
-    /// Entries in `[low, high)`, at most `max_size` bytes but at least one. Below the first
-    /// index it is `Compacted`, past the last `Unavailable` (where `MemStorage` panics).
+    /// Entries in `[low, high)`, at most `max_size` bytes (of their encodings on disk) but at
+    /// least one. Below the first index it is `Compacted`, past the last `Unavailable` (where
+    /// `MemStorage` panics). Entries outside the cache are read back from the segments, only as
+    /// many as `max_size` lets through; one that fails its CRC check is `StorageError::Other`
+    /// holding [`Error::CrcMismatch`] or [`Error::Corrupt`] (with the file and offset).
     fn entries(
         &self,
         low: u64,
@@ -389,10 +513,7 @@ impl raft::Storage for RaftStorage {
         if high > self.last() + 1 || low > high {
             return Err(raft::Error::Store(StorageError::Unavailable));
         }
-        let offset = self.first();
-        let mut entries = self.entries[(low - offset) as usize..(high - offset) as usize].to_vec();
-        raft::util::limit_size(&mut entries, max_size.into());
-        Ok(entries)
+        Ok(self.read_entries(low, high, max_size.into())?)
     }
 
     fn term(&self, idx: u64) -> raft::Result<u64> {
