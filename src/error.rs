@@ -307,6 +307,55 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// A copy of this error for another waiter of the same failed batch (an `io::Error` cannot
+    /// be cloned): the same variant, context and OS error code wherever a caller can act on
+    /// them (a full disk, a fenced writer, an unavailable or full store); any other error
+    /// becomes [`Error::Poisoned`] carrying its message.
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Io { context, source } => Error::Io {
+                context: context.clone(),
+                source: match source.raw_os_error() {
+                    Some(code) => std::io::Error::from_raw_os_error(code),
+                    None => std::io::Error::new(source.kind(), source.to_string()),
+                },
+            },
+            Error::DiskFull { context } => Error::DiskFull {
+                context: context.clone(),
+            },
+            Error::Poisoned { reason } => Error::Poisoned {
+                reason: reason.clone(),
+            },
+            Error::InvalidState { reason } => Error::InvalidState { reason },
+            Error::Fenced { prefix, reason } => Error::Fenced {
+                prefix: prefix.clone(),
+                reason: reason.clone(),
+            },
+            Error::StoreUnavailable { context, reason } => Error::StoreUnavailable {
+                context: context.clone(),
+                reason: reason.clone(),
+            },
+            Error::AccessDenied { context, reason } => Error::AccessDenied {
+                context: context.clone(),
+                reason: reason.clone(),
+            },
+            Error::StoreFull { context, reason } => Error::StoreFull {
+                context: context.clone(),
+                reason: reason.clone(),
+            },
+            Error::Store { context, reason } => Error::Store {
+                context: context.clone(),
+                reason: reason.clone(),
+            },
+            Error::Encode { reason } => Error::Encode {
+                reason: reason.clone(),
+            },
+            other => Error::Poisoned {
+                reason: other.to_string(),
+            },
+        }
+    }
+
     /// Whether this is a torn tail: the end of the last segment as a crash mid-write leaves it,
     /// which [`crate::WalOptions::repair`] cuts off.
     pub fn is_torn(&self) -> bool {

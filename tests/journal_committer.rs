@@ -87,3 +87,24 @@ fn a_store_that_panics_fails_the_waiters_instead_of_hanging_them() {
     assert!(journal.append(b"after").unwrap_err().is_poisoned());
     assert!(journal.close().unwrap_err().is_poisoned());
 }
+
+#[test]
+fn waiters_of_a_failed_store_append_get_the_stores_typed_error() {
+    let memory = Memory::new();
+    let journal = Arc::new(Journal::open(memory.open(), Bytes, |_| {}).unwrap());
+    journal.append(b"kept").unwrap().wait().unwrap();
+    memory.hold(true);
+    memory.fence_next();
+    // Several records in the one failing batch: each waiter gets its own copy of the error.
+    let pending: Vec<_> = (0..4).map(|_| journal.append(b"lost").unwrap()).collect();
+    memory.hold(false);
+    for appended in pending {
+        let err = appended.wait().unwrap_err();
+        assert!(
+            err.is_fenced(),
+            "a waiter got {err} instead of the store's Fenced"
+        );
+    }
+    // Later calls are refused: the journal stopped.
+    assert!(journal.append(b"after").unwrap_err().is_poisoned());
+}

@@ -250,7 +250,7 @@ impl Shared {
                 return Ok(());
             }
             if let Some(e) = &st.failure {
-                return Err(duplicate(e));
+                return Err(e.duplicate());
             }
             if st.syncing || st.gathering {
                 let slot = Slot::armed();
@@ -282,7 +282,7 @@ impl Shared {
             return Poll::Done(Ok(()));
         }
         if let Some(e) = &st.failure {
-            return Poll::Done(Err(duplicate(e)));
+            return Poll::Done(Err(e.duplicate()));
         }
         match st.wakers.iter_mut().find(|w| w.id == id) {
             Some(w) => w.waker.clone_from(waker),
@@ -302,7 +302,7 @@ impl Shared {
         if st.durable >= target {
             Some(Ok(()))
         } else {
-            st.failure.as_ref().map(|e| Err(duplicate(e)))
+            st.failure.as_ref().map(|e| Err(e.duplicate()))
         }
     }
 
@@ -426,7 +426,7 @@ impl Shared {
             Err(e) => {
                 let err = Error::io(format!("syncing {}", st.path_of(&file)), e);
                 if let Some(wal) = st.wal.as_mut() {
-                    let _ = wal.poison::<()>(Err(duplicate(&err)));
+                    let _ = wal.poison::<()>(Err(err.duplicate()));
                 }
                 st.fail(&err);
             }
@@ -471,7 +471,7 @@ impl Shared {
             st = self.wait_progress(st);
         }
         if let Some(e) = &st.failure {
-            return Err(duplicate(e));
+            return Err(e.duplicate());
         }
         let upto = st.accepted;
         let result = match st.wal.as_mut() {
@@ -652,7 +652,7 @@ impl State {
     /// Records the first failure: from now on nothing is acknowledged.
     fn fail(&mut self, e: &Error) {
         if self.failure.is_none() {
-            self.failure = Some(duplicate(e));
+            self.failure = Some(e.duplicate());
         }
     }
 
@@ -669,29 +669,5 @@ impl State {
 fn closed() -> Error {
     Error::InvalidState {
         reason: "the WAL was closed",
-    }
-}
-
-/// A copy of `e` for another caller of the same failed batch: same variant, context and OS
-/// error code where the variant has them.
-pub(super) fn duplicate(e: &Error) -> Error {
-    match e {
-        Error::Io { context, source } => Error::Io {
-            context: context.clone(),
-            source: match source.raw_os_error() {
-                Some(code) => std::io::Error::from_raw_os_error(code),
-                None => std::io::Error::new(source.kind(), source.to_string()),
-            },
-        },
-        Error::DiskFull { context } => Error::DiskFull {
-            context: context.clone(),
-        },
-        Error::Poisoned { reason } => Error::Poisoned {
-            reason: reason.clone(),
-        },
-        Error::InvalidState { reason } => Error::InvalidState { reason },
-        other => Error::Poisoned {
-            reason: other.to_string(),
-        },
     }
 }

@@ -121,7 +121,7 @@ impl Shared {
         if index <= st.durable {
             Some(Ok(index))
         } else {
-            st.failed.as_ref().map(|e| Err(duplicate(e)))
+            st.failed.as_ref().map(|e| Err(e.duplicate()))
         }
     }
 
@@ -288,26 +288,5 @@ impl Future for Appended {
                 Poll::Pending
             }
         }
-    }
-}
-
-/// A copy of the store's error for each waiter it failed: the same variant where the caller
-/// can act on it (a full disk, an I/O error's code), otherwise its message.
-fn duplicate(e: &Error) -> Error {
-    match e {
-        Error::Io { context, source } => Error::Io {
-            context: context.clone(),
-            source: match source.raw_os_error() {
-                Some(code) => std::io::Error::from_raw_os_error(code),
-                None => std::io::Error::new(source.kind(), source.to_string()),
-            },
-        },
-        Error::DiskFull { context } => Error::DiskFull {
-            context: context.clone(),
-        },
-        Error::InvalidState { reason } => Error::InvalidState { reason },
-        other => Error::Poisoned {
-            reason: other.to_string(),
-        },
     }
 }

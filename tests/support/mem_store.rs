@@ -23,6 +23,8 @@ struct State {
     held: bool,
     /// The next append panics.
     panic: bool,
+    /// The next append fails as a fenced writer's would, storing nothing.
+    fenced: bool,
     /// Store appends so far.
     appends: u64,
 }
@@ -43,6 +45,11 @@ impl Memory {
     /// Makes the next append panic.
     pub fn panic_next(&self) {
         self.state.lock().unwrap().panic = true;
+    }
+
+    /// Makes the next append fail with [`Error::Fenced`] (another writer took the store over).
+    pub fn fence_next(&self) {
+        self.state.lock().unwrap().fenced = true;
     }
 
     pub fn appends(&self) -> u64 {
@@ -77,6 +84,12 @@ impl Store for MemStore {
         if std::mem::take(&mut st.panic) {
             drop(st);
             panic!("the memory store was told to panic");
+        }
+        if std::mem::take(&mut st.fenced) {
+            return Err(Error::Fenced {
+                prefix: "memory/".into(),
+                reason: "another writer took the store over".into(),
+            });
         }
         st.appends += 1;
         st.records.extend(records.iter().map(|r| r.to_vec()));
