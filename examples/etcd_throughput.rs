@@ -14,7 +14,9 @@
 //! - etcd put, 16 concurrent: 16 puts in flight, which etcd batches into shared fsyncs;
 //! - store append, batch 1: one record per append (a transaction compared on the owner key);
 //! - store append, batch 16: 16 records per append, as the journal's group commit hands them
-//!   over when 16 appenders wait together (one transaction).
+//!   over when 16 appenders wait together (one transaction);
+//! - journal, 1 and 16 appenders: a [`Journal`] on the store, each appender thread waiting for
+//!   each of its records to be durable, so the batches are whatever group commit gathers.
 
 #[path = "../tests/support/etcd_server.rs"]
 mod etcd_server;
@@ -22,8 +24,10 @@ mod etcd_server;
 mod skip;
 
 use std::io::Write as _;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use raftwal::journal::{Bytes, Journal};
 use raftwal::store::etcd::EtcdOptions;
 use raftwal::store::Store;
 
@@ -129,6 +133,43 @@ fn main() {
     let batch1 = store_rate(1);
     let batch16 = store_rate(16);
 
+    let journal_rate = |appenders: usize| {
+        let store = EtcdOptions::new(endpoints.clone(), format!("bench/journal-{appenders}/"))
+            .open()
+            .expect("open the store");
+        let journal = Arc::new(Journal::open(store, Bytes, |_| {}).expect("open the journal"));
+        let started = Instant::now();
+        let threads: Vec<_> = (0..appenders)
+            .map(|_| {
+                let journal = journal.clone();
+                let value = value.clone();
+                std::thread::spawn(move || {
+                    let mut appended = 0u64;
+                    while started.elapsed() < run_for {
+                        journal
+                            .append(&value)
+                            .and_then(|done| done.wait())
+                            .expect("append");
+                        appended += 1;
+                    }
+                    appended
+                })
+            })
+            .collect();
+        let records: u64 = threads
+            .into_iter()
+            .map(|thread| thread.join().expect("appender"))
+            .sum();
+        let rate = records as f64 / started.elapsed().as_secs_f64();
+        Arc::into_inner(journal)
+            .expect("appenders are done")
+            .close()
+            .expect("close the journal");
+        rate
+    };
+    let journal1 = journal_rate(1);
+    let journal16 = journal_rate(16);
+
     let mut out = std::io::stdout();
     let _ = writeln!(out, "{VALUE}-byte values, {seconds} s per row:");
     let _ = writeln!(
@@ -149,6 +190,16 @@ fn main() {
         "  store append, batch 16       {batch16:>9.0} appends/s = {:>9.0} records/s ({:.2} x 16-way put)",
         batch16 * 16.0,
         batch16 * 16.0 / concurrent
+    );
+    let _ = writeln!(
+        out,
+        "  journal, 1 appender          {journal1:>9.0} records/s ({:.2} x sequential put)",
+        journal1 / sequential
+    );
+    let _ = writeln!(
+        out,
+        "  journal, 16 appenders        {journal16:>9.0} records/s ({:.2} x 16-way put)",
+        journal16 / concurrent
     );
     let _ = writeln!(out, "load after: {}", loadavg());
 }
