@@ -4,10 +4,12 @@
 //!
 //! `cargo bench --bench entries`
 
+#[path = "support/disk.rs"]
+mod disk;
+
 use std::hint::black_box;
 use std::os::unix::fs::FileExt as _;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use raft::{GetEntriesContext, Storage as _};
@@ -44,27 +46,12 @@ fn build(dir: &Path, cache: usize) -> RaftStorage {
     storage
 }
 
-/// The median of 50 fdatasyncs of a 4 KiB write in `dir`.
-fn fdatasync_latency(dir: &Path) -> Duration {
-    let file = std::fs::File::create(dir.join("probe")).unwrap();
-    let mut times: Vec<Duration> = (0..50)
-        .map(|i| {
-            file.write_all_at(&[1u8; 4096], i * 4096).unwrap();
-            let start = Instant::now();
-            file.sync_data().unwrap();
-            start.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[times.len() / 2]
-}
-
 fn entries(c: &mut Criterion) {
     let tmp = tempfile::tempdir().unwrap();
     eprintln!(
         "fdatasync (4 KiB, median of 50): {:?}; loadavg: {}",
-        fdatasync_latency(tmp.path()),
-        std::fs::read_to_string("/proc/loadavg").unwrap().trim()
+        disk::fdatasync_p50(tmp.path(), 50).unwrap(),
+        disk::loadavg()
     );
     let cached = build(&tmp.path().join("cached"), 64 << 20);
     let uncached = build(&tmp.path().join("uncached"), 0);

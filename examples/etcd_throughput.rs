@@ -18,6 +18,8 @@
 //! - journal, 1 and 16 appenders: a [`Journal`] on the store, each appender thread waiting for
 //!   each of its records to be durable, so the batches are whatever group commit gathers.
 
+#[path = "../benches/support/disk.rs"]
+mod disk;
 #[path = "../tests/support/etcd_server.rs"]
 mod etcd_server;
 #[path = "../tests/support/skip.rs"]
@@ -55,13 +57,15 @@ fn main() {
     };
     println!("etcd endpoints: {}", endpoints.join(","));
     if let Some(etcd) = &local {
-        let latency = fdatasync_latency(etcd.data_dir().parent().expect("the fixture's dir"));
+        let latency =
+            disk::fdatasync_p50(etcd.data_dir().parent().expect("the fixture's dir"), 200)
+                .expect("probe fdatasync");
         println!(
-            "fdatasync latency of etcd's data dir: {:.3} ms (mean of 200 4-KiB writes)",
+            "fdatasync latency of etcd's data dir: {:.3} ms (median of 200 4-KiB writes)",
             latency.as_secs_f64() * 1e3
         );
     }
-    println!("load before: {}", loadavg());
+    println!("load before: {}", disk::loadavg());
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -201,26 +205,5 @@ fn main() {
         "  journal, 16 appenders        {journal16:>9.0} records/s ({:.2} x 16-way put)",
         journal16 / concurrent
     );
-    let _ = writeln!(out, "load after: {}", loadavg());
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|text| text.trim().to_string())
-        .unwrap_or_else(|_| "unknown".to_string())
-}
-
-/// The mean time of a 4 KiB write plus fdatasync in `dir`.
-fn fdatasync_latency(dir: &std::path::Path) -> Duration {
-    let path = dir.join("fdatasync-probe");
-    let mut file = std::fs::File::create(&path).expect("create the probe");
-    let block = [0u8; 4096];
-    let started = Instant::now();
-    for _ in 0..200 {
-        file.write_all(&block).expect("write the probe");
-        file.sync_data().expect("fdatasync the probe");
-    }
-    let latency = started.elapsed() / 200;
-    let _ = std::fs::remove_file(&path);
-    latency
+    let _ = writeln!(out, "load after: {}", disk::loadavg());
 }

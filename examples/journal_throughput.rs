@@ -7,6 +7,9 @@
 //! cargo run --release --example journal_throughput -- 2000   # appends per appender
 //! ```
 
+#[path = "../benches/support/disk.rs"]
+mod disk;
+
 use std::io::Write as _;
 use std::os::unix::fs::FileExt as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -102,8 +105,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(2000);
-    let loadavg = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!("loadavg before: {}", loadavg().trim());
+    println!("loadavg before: {}", disk::loadavg());
     let fsync = raw_fdatasync(each)?;
     let raw_rate = 1.0 / fsync.as_secs_f64();
     println!(
@@ -124,6 +126,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "raw pwrite+fdatasync again: {:.1} us each",
         fsync.as_secs_f64() * 1e6
     );
-    println!("loadavg after: {}", loadavg().trim());
+    println!("loadavg after: {}", disk::loadavg());
     Ok(())
 }
