@@ -11,10 +11,12 @@ mod disk;
 mod machine;
 mod sample;
 mod systems;
+#[path = "../../support/turnaround.rs"]
+mod turnaround;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sample::{format_latency, format_rate, with_cpu, Sample};
 use systems::{Bulk, Res, System};
@@ -259,6 +261,8 @@ fn main() -> Res<()> {
         })
         .collect();
     let mut rows: Vec<Row> = Vec::new();
+    // W2's writer counts and what waking that many blocked threads costs on this machine.
+    let mut turnarounds: Vec<(usize, Duration)> = Vec::new();
 
     // Synced workloads run in interleaved rounds, so that a slow minute of a shared disk
     // weighs on every system alike.
@@ -302,6 +306,7 @@ fn main() -> Res<()> {
             for (system, sample) in systems.iter().zip(samples) {
                 push(&mut rows, &w2_label(writers), *system, sample, None);
             }
+            turnarounds.push((writers, turnaround::turnaround(writers, 1000)));
         }
     }
     // Bulk workloads: interleaved rounds as well; each system keeps its best round (the page
@@ -378,6 +383,7 @@ fn main() -> Res<()> {
     }
     rows.sort_by(|a, b| a.workload.cmp(&b.workload));
     print_table(&mut rows);
+    print_blocking_bound(&rows, &turnarounds);
     print_targets(&mut rows);
     Ok(())
 }
@@ -442,6 +448,40 @@ fn print_table(rows: &mut [Row]) {
             cat,
             row.sample.fsync_summary(),
             row.sample.load_summary(),
+        );
+    }
+}
+
+/// Where each W2 system stands against what blocking writers can reach on this machine: the
+/// ideal round plus the time to wake every writer and have it block again.
+fn print_blocking_bound(rows: &[Row], turnarounds: &[(usize, Duration)]) {
+    if turnarounds.is_empty() {
+        return;
+    }
+    println!("\nW2 against the blocking bound (writers / (ideal round + turnaround); turnaround: waking that many parked threads until each has parked again, no I/O):");
+    for &(writers, turn) in turnarounds {
+        let label = w2_label(writers);
+        let rate = |system: &str| {
+            rows.iter()
+                .find(|r| r.workload == label && r.system == system)
+                .map(Row::primary)
+        };
+        let Some(ideal) = rate("raw limit") else {
+            continue;
+        };
+        let bound = turnaround::blocking_bound(writers, ideal, turn);
+        let of = |system: &str| {
+            rate(system)
+                .map(|r| format!("{system} {:.2}x", r / bound))
+                .unwrap_or_default()
+        };
+        println!(
+            "  {label}: turnaround {}, bound {}/s; {}  {}  {}",
+            format_latency(Some(turn)),
+            format_rate(bound),
+            of("raftwal"),
+            of("raft-engine 0.4"),
+            of("okaywal 0.3"),
         );
     }
 }
