@@ -18,7 +18,7 @@ mod turnaround;
 
 use std::os::unix::fs::FileExt as _;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
 use fs2::FileExt as _;
@@ -93,13 +93,15 @@ fn shared(dir: &Path, writers: usize, saves_each: u64) -> Res<(f64, u128, u128)>
     let wal_dir = dir.join(format!("wal-{writers}"));
     let wal = WalOptions::new().create(&wal_dir, b"profile")?;
     let wal = Arc::new(SharedWal::new(wal, SyncPolicy::Grouped)?);
-    let start = Instant::now();
+    // The clock starts once every writer runs: creating the threads is not the log's work.
+    let ready = Arc::new(Barrier::new(writers + 1));
     let threads: Vec<_> = (0..writers)
         .map(|_| {
-            let wal = wal.clone();
+            let (wal, ready) = (wal.clone(), ready.clone());
             std::thread::spawn(move || -> raftwal::Result<Vec<u128>> {
                 let mut latencies = Vec::with_capacity(saves_each as usize);
                 let data = vec![7u8; 256];
+                ready.wait();
                 for _ in 0..saves_each {
                     let began = Instant::now();
                     // `append` numbers the entry under the lock that orders the log.
@@ -115,6 +117,8 @@ fn shared(dir: &Path, writers: usize, saves_each: u64) -> Res<(f64, u128, u128)>
             })
         })
         .collect();
+    ready.wait();
+    let start = Instant::now();
     let mut latencies = Vec::new();
     for thread in threads {
         match thread.join() {

@@ -19,8 +19,10 @@ pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// Runs `threads` writers at once: writer `t` builds its state with `setup(t)`, then makes
 /// `per_thread` calls `call(&mut state, i)` (i from 1), each returning its own latency (what
-/// it times is the system's business). The sample holds every latency and the wall time until
-/// the last writer finished, each call counting one entry of `entry_size` bytes.
+/// it times is the system's business). The sample holds every latency and the wall time from
+/// the moment every writer is running and set up (a barrier: creating 32 threads takes a few
+/// milliseconds here, which is not the log's work) until the last writer finished, each call
+/// counting one entry of `entry_size` bytes.
 pub fn concurrent_writers<S>(
     threads: usize,
     per_thread: u64,
@@ -28,28 +30,31 @@ pub fn concurrent_writers<S>(
     setup: impl Fn(u64) -> S + Sync,
     call: impl Fn(&mut S, u64) -> Res<Duration> + Sync,
 ) -> Res<Sample> {
-    let start = Instant::now();
-    let latencies = std::thread::scope(|s| {
+    let ready = std::sync::Barrier::new(threads + 1);
+    let (latencies, elapsed) = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads as u64)
             .map(|t| {
-                let (setup, call) = (&setup, &call);
+                let (setup, call, ready) = (&setup, &call, &ready);
                 s.spawn(move || -> Res<Vec<Duration>> {
                     let mut state = setup(t);
+                    ready.wait();
                     (1..=per_thread).map(|i| call(&mut state, i)).collect()
                 })
             })
             .collect();
+        ready.wait();
+        let start = Instant::now();
         let mut all = Vec::new();
         for h in handles {
             all.extend(h.join().expect("writer thread")?);
         }
-        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(all)
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>((all, start.elapsed()))
     })?;
     let entries = per_thread * threads as u64;
     Ok(Sample {
         entries,
         bytes: entries * entry_size,
-        elapsed: start.elapsed(),
+        elapsed,
         latencies,
         ..Default::default()
     })
