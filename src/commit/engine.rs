@@ -10,14 +10,18 @@
 //! Callers that wait sleep on their own [`Slot`]: the leader wakes exactly the callers its sync
 //! made durable, after dropping the lock, and they return without taking the lock again.
 //!
-//! A leader may first *gather*: when the last sync released callers that block (a closed loop
-//! of writers, each saving again as soon as its save is durable), it waits, for at most the last
-//! fdatasync's time, until those callers are back, so one fdatasync covers them all instead of
-//! the batch splitting into two half-size cohorts that alternate. Waiting as long as one
-//! fdatasync is the break-even point: two alternating half batches also take two fdatasyncs
-//! per writer round. The cost falls on writers that do not come back at once (they think
-//! between saves, or are finishing): each sync then starts up to one fdatasync's time (never more
-//! than 1 ms) later. One writer alone never waits: it is the only caller expected.
+//! A caller about to lead may first *gather*: when the last sync released callers that block (a
+//! closed loop of writers, each saving again as soon as its save is durable), it waits, for at
+//! most the last fdatasync's time, until those callers are back, so one fdatasync covers them
+//! all instead of the batch splitting into two half-size cohorts that alternate. Waiting as long
+//! as one fdatasync is the break-even point: two alternating half batches also take two
+//! fdatasyncs per writer round. The last of them to arrive leads the sync itself (the gatherer
+//! becomes an ordinary sleeper), which saves a wake-up. The cost falls on writers that do not
+//! come back at once (they think between saves, or are finishing): each sync then starts up to
+//! one fdatasync's time (never more than 1 ms) later. One writer alone never waits: it is the
+//! only caller expected. The sync thread never gathers: it serves completions, whose owners
+//! (a raft loop, a flusher thread) are waiting on the very sync it would delay; gathering there
+//! cost a three-node openraft cluster about a tenth of its writes.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
@@ -42,7 +46,7 @@ pub(super) struct Shared {
     /// Signalled when a sync ends, for the rare callers that must wait for the log to be idle
     /// (`Always`, snapshots, close).
     progress: Condvar,
-    /// Signalled when the sync thread may have work (or must stop, or its gather is complete).
+    /// Signalled when the sync thread may have work (or must stop).
     work: Condvar,
     pub(super) policy: SyncPolicy,
 }
@@ -63,9 +67,7 @@ pub(super) struct State {
     async_target: u64,
     /// A leader is between its flush and the end of its fdatasync.
     syncing: bool,
-    /// A leader is gathering its batch; `gatherer` says how to wake it.
-    gathering: bool,
-    /// The gathering leader's slot; `None` when the sync thread gathers.
+    /// The slot of the caller gathering its batch before it leads, if one is.
     gatherer: Option<Arc<Slot>>,
     /// The save the gathering caller waits for (it becomes a sleeper when another takes over).
     gatherer_target: u64,
@@ -133,7 +135,6 @@ impl Shared {
                 durable: 0,
                 async_target: 0,
                 syncing: false,
-                gathering: false,
                 gatherer: None,
                 gatherer_target: 0,
                 sleepers: Vec::new(),
@@ -236,7 +237,7 @@ impl Shared {
     pub(super) fn want_async(&self, st: &mut State, target: u64) {
         if target > st.durable && st.failure.is_none() {
             st.async_target = st.async_target.max(target);
-            if !st.syncing && !st.gathering {
+            if !st.syncing && !st.is_gathering() {
                 self.work.notify_one();
             }
         }
@@ -255,7 +256,7 @@ impl Shared {
             if let Some(e) = &st.failure {
                 return Err(e.duplicate());
             }
-            if st.gathering && !st.syncing && self.completes_gather(&st) {
+            if !st.syncing && self.completes_gather(&st) {
                 // The last caller the gatherer waits for: it leads itself rather than waking
                 // the gatherer to do it (one wake-up and one context switch less per sync).
                 self.take_over_gather(&mut st);
@@ -263,7 +264,7 @@ impl Shared {
                 st = self.lock();
                 continue;
             }
-            if st.syncing || st.gathering {
+            if st.syncing || st.is_gathering() {
                 let slot = Slot::armed();
                 st.sleepers.push(Sleeper {
                     target,
@@ -277,7 +278,7 @@ impl Shared {
                 st = self.lock();
                 continue;
             }
-            st = match self.gather(st, Leader::Caller, target) {
+            st = match self.gather(st, target) {
                 Some(st) => st,
                 None => return Ok(()),
             };
@@ -320,13 +321,12 @@ impl Shared {
         }
     }
 
-    /// Whether a leader should wait for more blocking callers before it syncs: the last sync
-    /// released callers that have not saved again yet.
-    fn should_gather(&self, st: &State, leader: Leader) -> bool {
-        let me = usize::from(leader == Leader::Caller);
+    /// Whether a caller about to lead should wait for more blocking callers first: the last
+    /// sync released callers that have not saved again yet.
+    fn should_gather(&self, st: &State) -> bool {
         self.policy == SyncPolicy::Grouped
             && st.failure.is_none()
-            && st.expected > st.sleepers.len() + me
+            && st.expected > st.sleepers.len() + 1
             && st.last_sync_took > Duration::ZERO
     }
 
@@ -337,7 +337,6 @@ impl Shared {
 
     /// Ends a caller's gather by taking over its sync: the gatherer becomes a sleeper.
     fn take_over_gather(&self, st: &mut State) {
-        st.gathering = false;
         if let Some(slot) = st.gatherer.take() {
             st.sleepers.push(Sleeper {
                 target: st.gatherer_target,
@@ -348,12 +347,8 @@ impl Shared {
 
     /// Wakes the gathering leader once every caller it waits for is blocked on this batch.
     fn gather_complete_check(&self, st: &mut State) {
-        if !st.gathering {
-            return;
-        }
-        // A gathering caller counts itself among the expected.
-        let me = usize::from(st.gatherer.is_some());
-        if st.sleepers.len() + me >= st.expected {
+        // The gathering caller counts itself among the expected.
+        if st.is_gathering() && st.sleepers.len() + 1 >= st.expected {
             self.wake_gatherer(st);
         }
     }
@@ -361,13 +356,8 @@ impl Shared {
     /// Ends a gather early (its batch is complete, or the log failed). Under the lock, so the
     /// gatherer cannot have moved on to another wait meanwhile.
     fn wake_gatherer(&self, st: &mut State) {
-        if !st.gathering {
-            return;
-        }
-        st.gathering = false;
-        match st.gatherer.take() {
-            Some(slot) => slot.wake(Wake::Check),
-            None => self.work.notify_all(),
+        if let Some(slot) = st.gatherer.take() {
+            slot.wake(Wake::Check);
         }
     }
 
@@ -378,58 +368,36 @@ impl Shared {
     fn gather<'a>(
         &'a self,
         mut st: MutexGuard<'a, State>,
-        leader: Leader,
         target: u64,
     ) -> Option<MutexGuard<'a, State>> {
-        if !self.should_gather(&st, leader) {
+        if !self.should_gather(&st) {
             return Some(st);
         }
         let deadline = Instant::now() + st.last_sync_took.min(MAX_GATHER);
-        st.gathering = true;
-        match leader {
-            Leader::Caller => {
-                let slot = Slot::armed();
-                st.gatherer = Some(slot.clone());
-                st.gatherer_target = target;
-                drop(st);
-                match slot.sleep_until(deadline) {
-                    Some(Wake::Done) => return None,
-                    // Woken: the batch is complete (lead now), or a sync it was handed over to
-                    // failed or ended without reaching `target` (look again).
-                    Some(Wake::Check) => st = self.lock(),
-                    None => {
-                        st = self.lock();
-                        let still_mine =
-                            st.gatherer.as_ref().is_some_and(|g| Arc::ptr_eq(g, &slot));
-                        if !still_mine {
-                            // Taken over meanwhile: now a sleeper like any other.
-                            drop(st);
-                            if slot.sleep() == Wake::Done {
-                                return None;
-                            }
-                            st = self.lock();
-                        }
+        let slot = Slot::armed();
+        st.gatherer = Some(slot.clone());
+        st.gatherer_target = target;
+        drop(st);
+        match slot.sleep_until(deadline) {
+            Some(Wake::Done) => return None,
+            // Woken: the batch is complete (lead now), or a sync it was handed over to failed
+            // or ended without reaching `target` (look again).
+            Some(Wake::Check) => st = self.lock(),
+            None => {
+                st = self.lock();
+                let still_mine = st.gatherer.as_ref().is_some_and(|g| Arc::ptr_eq(g, &slot));
+                if still_mine {
+                    // Timed out: lead with whoever came.
+                    st.gatherer = None;
+                } else {
+                    // Taken over meanwhile: now a sleeper like any other.
+                    drop(st);
+                    if slot.sleep() == Wake::Done {
+                        return None;
                     }
+                    st = self.lock();
                 }
             }
-            Leader::SyncThread => {
-                while st.gathering && !st.stopping {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        break;
-                    }
-                    st = self
-                        .work
-                        .wait_timeout(st, deadline - now)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
-                }
-            }
-        }
-        // Either woken (the waker already cleared the flag) or timed out (clear it now).
-        if st.gathering {
-            st.gathering = false;
-            st.gatherer = None;
         }
         Some(st)
     }
@@ -590,7 +558,7 @@ impl Shared {
                 }
             }
             st.expected = released + usize::from(leader == Leader::Caller) + st.sleepers.len();
-            if !st.syncing && !st.gathering {
+            if !st.syncing && !st.is_gathering() {
                 if let Some(next) = st.sleepers.pop() {
                     // A caller still waits for a later save: it leads the next sync.
                     next.slot.wake(Wake::Check);
@@ -623,17 +591,10 @@ impl Shared {
                 return;
             }
             let mut timeout = None;
-            if st.failure.is_none() && !st.syncing && !st.gathering && st.wal.is_some() {
+            if st.failure.is_none() && !st.syncing && !st.is_gathering() && st.wal.is_some() {
                 if st.async_target > st.durable {
-                    st = match self.gather(st, Leader::SyncThread, 0) {
-                        Some(st) => st,
-                        // Only a gathering caller is ever taken over.
-                        None => self.lock(),
-                    };
-                    if !st.syncing && !st.stopping {
-                        self.lead(st, Leader::SyncThread);
-                        st = self.lock();
-                    }
+                    self.lead(st, Leader::SyncThread);
+                    st = self.lock();
                     continue;
                 }
                 if let SyncPolicy::Periodic { interval, .. } = self.policy {
@@ -702,6 +663,11 @@ impl Shared {
 }
 
 impl State {
+    /// Whether a caller is gathering its batch before it leads.
+    fn is_gathering(&self) -> bool {
+        self.gatherer.is_some()
+    }
+
     /// Records the first failure: from now on nothing is acknowledged.
     fn fail(&mut self, e: &Error) {
         if self.failure.is_none() {
