@@ -21,7 +21,8 @@
 //! one fdatasync's time (never more than 1 ms) later. One writer alone never waits: it is the
 //! only caller expected. The sync thread never gathers: it serves completions, whose owners
 //! (a raft loop, a flusher thread) are waiting on the very sync it would delay; gathering there
-//! cost a three-node openraft cluster about a tenth of its writes.
+//! cost a three-node openraft cluster about a tenth of its writes. (A completion submitted
+//! while a caller gathers is covered by that caller's sync.)
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
@@ -270,7 +271,6 @@ impl Shared {
                     target,
                     slot: slot.clone(),
                 });
-                self.gather_complete_check(&mut st);
                 drop(st);
                 if slot.sleep() == Wake::Done {
                     return Ok(());
@@ -282,7 +282,9 @@ impl Shared {
                 Some(st) => st,
                 None => return Ok(()),
             };
-            if st.syncing {
+            // Woken for a failure, or another caller started a sync or a gather meanwhile:
+            // look again rather than lead beside them.
+            if st.syncing || st.is_gathering() {
                 continue;
             }
             self.lead(st, Leader::Caller);
@@ -345,16 +347,8 @@ impl Shared {
         }
     }
 
-    /// Wakes the gathering leader once every caller it waits for is blocked on this batch.
-    fn gather_complete_check(&self, st: &mut State) {
-        // The gathering caller counts itself among the expected.
-        if st.is_gathering() && st.sleepers.len() + 1 >= st.expected {
-            self.wake_gatherer(st);
-        }
-    }
-
-    /// Ends a gather early (its batch is complete, or the log failed). Under the lock, so the
-    /// gatherer cannot have moved on to another wait meanwhile.
+    /// Ends a gather early because the log failed. Under the lock, so the gatherer cannot have
+    /// moved on to another wait meanwhile.
     fn wake_gatherer(&self, st: &mut State) {
         if let Some(slot) = st.gatherer.take() {
             slot.wake(Wake::Check);
@@ -363,8 +357,9 @@ impl Shared {
 
     /// Before leading: waits (without the lock) for the callers the last sync released to
     /// save again, for at most the last fdatasync's time. Returns the lock; the caller
-    /// leads unless a sync started meanwhile. `None` when another caller took the sync over
-    /// and it made the gathering caller's save (`target`) durable.
+    /// leads unless a sync or another gather started meanwhile. `None` when its save
+    /// (`target`) became durable meanwhile: another caller took its sync over, or a snapshot
+    /// marker or close synced the log.
     fn gather<'a>(
         &'a self,
         mut st: MutexGuard<'a, State>,
@@ -380,8 +375,7 @@ impl Shared {
         drop(st);
         match slot.sleep_until(deadline) {
             Some(Wake::Done) => return None,
-            // Woken: the batch is complete (lead now), or a sync it was handed over to failed
-            // or ended without reaching `target` (look again).
+            // The log failed.
             Some(Wake::Check) => st = self.lock(),
             None => {
                 st = self.lock();
@@ -390,7 +384,8 @@ impl Shared {
                     // Timed out: lead with whoever came.
                     st.gatherer = None;
                 } else {
-                    // Taken over meanwhile: now a sleeper like any other.
+                    // Taken over (now a sleeper like any other), released or failed between
+                    // the timeout and the lock: its wake-up is stored or on its way.
                     drop(st);
                     if slot.sleep() == Wake::Done {
                         return None;
@@ -528,8 +523,8 @@ impl Shared {
         st
     }
 
-    /// Publishes progress: queues the sleepers whose save is durable for waking, wakes every
-    /// sleeper and the gatherer when the log failed, hands the next sync to a caller still
+    /// Publishes progress: queues the sleepers (and the gatherer) whose save is durable for
+    /// waking, wakes every sleeper and the gatherer when the log failed, hands the next sync to a caller still
     /// waiting (or to the sync thread), and wakes futures whose save is done (or failed).
     fn publish<'a>(
         &'a self,
@@ -548,6 +543,13 @@ impl Shared {
             self.work.notify_all();
         } else {
             let mut released = 0;
+            // A snapshot marker or close made the gatherer's own save durable: it is done.
+            if st.is_gathering() && st.gatherer_target <= durable {
+                if let Some(slot) = st.gatherer.take() {
+                    slot::queue_done(slot);
+                    released += 1;
+                }
+            }
             let mut i = 0;
             while i < st.sleepers.len() {
                 if st.sleepers[i].target <= durable {
