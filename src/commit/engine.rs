@@ -68,10 +68,9 @@ pub(super) struct State {
     async_target: u64,
     /// A leader is between its flush and the end of its fdatasync.
     syncing: bool,
-    /// The slot of the caller gathering its batch before it leads, if one is.
-    gatherer: Option<Arc<Slot>>,
-    /// The save the gathering caller waits for (it becomes a sleeper when another takes over).
-    gatherer_target: u64,
+    /// The caller gathering its batch before it leads, if one is: its save and its slot (it
+    /// becomes one of the sleepers when another caller takes its sync over).
+    gatherer: Option<Sleeper>,
     /// Callers blocked until `durable` reaches their target, in no particular order.
     sleepers: Vec<Sleeper>,
     /// Blocking callers expected in the next batch: those the last sync released (they save
@@ -137,7 +136,6 @@ impl Shared {
                 async_target: 0,
                 syncing: false,
                 gatherer: None,
-                gatherer_target: 0,
                 sleepers: Vec::new(),
                 expected: 0,
                 last_sync_took: Duration::ZERO,
@@ -339,19 +337,16 @@ impl Shared {
 
     /// Ends a caller's gather by taking over its sync: the gatherer becomes a sleeper.
     fn take_over_gather(&self, st: &mut State) {
-        if let Some(slot) = st.gatherer.take() {
-            st.sleepers.push(Sleeper {
-                target: st.gatherer_target,
-                slot,
-            });
+        if let Some(gatherer) = st.gatherer.take() {
+            st.sleepers.push(gatherer);
         }
     }
 
     /// Ends a gather early because the log failed. Under the lock, so the gatherer cannot have
     /// moved on to another wait meanwhile.
     fn wake_gatherer(&self, st: &mut State) {
-        if let Some(slot) = st.gatherer.take() {
-            slot.wake(Wake::Check);
+        if let Some(gatherer) = st.gatherer.take() {
+            gatherer.slot.wake(Wake::Check);
         }
     }
 
@@ -370,8 +365,10 @@ impl Shared {
         }
         let deadline = Instant::now() + st.last_sync_took.min(MAX_GATHER);
         let slot = Slot::armed();
-        st.gatherer = Some(slot.clone());
-        st.gatherer_target = target;
+        st.gatherer = Some(Sleeper {
+            target,
+            slot: slot.clone(),
+        });
         drop(st);
         match slot.sleep_until(deadline) {
             Some(Wake::Done) => return None,
@@ -379,7 +376,10 @@ impl Shared {
             Some(Wake::Check) => st = self.lock(),
             None => {
                 st = self.lock();
-                let still_mine = st.gatherer.as_ref().is_some_and(|g| Arc::ptr_eq(g, &slot));
+                let still_mine = st
+                    .gatherer
+                    .as_ref()
+                    .is_some_and(|g| Arc::ptr_eq(&g.slot, &slot));
                 if still_mine {
                     // Timed out: lead with whoever came.
                     st.gatherer = None;
@@ -544,11 +544,9 @@ impl Shared {
         } else {
             let mut released = 0;
             // A snapshot marker or close made the gatherer's own save durable: it is done.
-            if st.is_gathering() && st.gatherer_target <= durable {
-                if let Some(slot) = st.gatherer.take() {
-                    slot::queue_done(slot);
-                    released += 1;
-                }
+            if let Some(gatherer) = st.gatherer.take_if(|g| g.target <= durable) {
+                slot::queue_done(gatherer.slot);
+                released += 1;
             }
             let mut i = 0;
             while i < st.sleepers.len() {
