@@ -1,7 +1,7 @@
 //! The journal on the file store: typed records, damage and failures. Each is a clear typed
 //! error, nothing acknowledged is lost, and a corrupt record is never skipped.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use raftwal::fs::sim::{Fault, FaultError, Op, SimFs};
@@ -18,6 +18,16 @@ fn sim_options(fs: &SimFs) -> WalOptions {
     options()
         .file_system(Arc::new(fs.clone()))
         .prepare_segments_in_background(false)
+}
+
+/// A journal of `codec` records on a file store in a fresh directory: the directory's guard
+/// (keep it alive), the store's path and the journal.
+fn fresh_journal<C: Codec>(codec: C) -> (tempfile::TempDir, PathBuf, Journal<C>) {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("j");
+    let journal =
+        Journal::open(FileStore::create(&dir, options()).unwrap(), codec, |_| {}).unwrap();
+    (parent, dir, journal)
 }
 
 fn wal_files(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -99,10 +109,7 @@ fn typed_records_round_trip_through_checkpoints_with_postcard() {
 
 #[test]
 fn a_journal_read_with_another_codec_is_a_bad_record() {
-    let parent = tempfile::tempdir().unwrap();
-    let dir = parent.path().join("j");
-    let journal =
-        Journal::open(FileStore::create(&dir, options()).unwrap(), Bytes, |_| {}).unwrap();
+    let (_parent, dir, journal) = fresh_journal(Bytes);
     journal.append(b"hello").unwrap().wait().unwrap();
     journal.close().unwrap();
     let err = Journal::open(
@@ -137,10 +144,7 @@ impl Codec for NoEmpty {
 
 #[test]
 fn a_record_the_codec_refuses_is_an_encode_error_and_appends_nothing() {
-    let parent = tempfile::tempdir().unwrap();
-    let dir = parent.path().join("j");
-    let journal =
-        Journal::open(FileStore::create(&dir, options()).unwrap(), NoEmpty, |_| {}).unwrap();
+    let (_parent, _dir, journal) = fresh_journal(NoEmpty);
     let err = journal.append(b"").unwrap_err();
     assert!(matches!(err, Error::Encode { .. }), "{err}");
     assert_eq!(journal.last_index(), 0);
@@ -162,10 +166,7 @@ fn records_the_journal_did_not_write_are_bad_records() {
 
 #[test]
 fn a_corrupt_record_is_a_typed_error_never_skipped() {
-    let parent = tempfile::tempdir().unwrap();
-    let dir = parent.path().join("j");
-    let journal =
-        Journal::open(FileStore::create(&dir, options()).unwrap(), Bytes, |_| {}).unwrap();
+    let (_parent, dir, journal) = fresh_journal(Bytes);
     for i in 0..40 {
         let record = format!("record {i:02} {}", "r".repeat(200));
         journal.append(record.as_bytes()).unwrap().wait().unwrap();
@@ -188,10 +189,7 @@ fn a_corrupt_record_is_a_typed_error_never_skipped() {
 
 #[test]
 fn finalizing_deletes_the_segment_files_the_checkpoint_covers() {
-    let parent = tempfile::tempdir().unwrap();
-    let dir = parent.path().join("j");
-    let journal =
-        Journal::open(FileStore::create(&dir, options()).unwrap(), Bytes, |_| {}).unwrap();
+    let (_parent, dir, journal) = fresh_journal(Bytes);
     for _ in 0..60 {
         journal.append(&[7; 300]).unwrap().wait().unwrap();
     }
@@ -208,10 +206,7 @@ fn finalizing_deletes_the_segment_files_the_checkpoint_covers() {
 
 #[test]
 fn a_second_writer_is_refused_while_the_journal_is_open() {
-    let parent = tempfile::tempdir().unwrap();
-    let dir = parent.path().join("j");
-    let journal =
-        Journal::open(FileStore::create(&dir, options()).unwrap(), Bytes, |_| {}).unwrap();
+    let (_parent, dir, journal) = fresh_journal(Bytes);
     journal.append(b"mine").unwrap().wait().unwrap();
     let err = FileStore::open(&dir, options()).unwrap_err();
     assert!(matches!(err, Error::Locked { .. }), "{err}");
